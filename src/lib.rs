@@ -1,0 +1,7 @@
+//! rixos: build, install and convert Linux systems the NixOS way.
+//!
+//! Each part of the design (see ARCHITECTURE.md) is one module. Parts only talk through the types they export;
+//! the command line in [`cli`] is the one place that ties them together.
+
+pub mod boot;
+pub mod cli;
