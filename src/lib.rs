@@ -5,3 +5,4 @@
 
 pub mod boot;
 pub mod cli;
+pub mod store;

@@ -1,0 +1,8 @@
+//! The Nix-compatible store: hashes, store paths, and the NAR archive format.
+//!
+//! Everything here reproduces Nix's formats byte for byte (../shared/docs/nix-formats.md), so Nix can check a
+//! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
+
+pub mod hash;
+pub mod nar;
+pub mod path;
