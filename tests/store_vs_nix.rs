@@ -170,3 +170,146 @@ fn restore_of_a_corrupt_archive_fails_and_creates_nothing() {
         .collect();
     assert_eq!(left, ["f"], "a failed restore left files behind");
 }
+
+#[test]
+fn added_paths_match_nix_and_nix_verifies_our_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("corpus");
+    fs::create_dir(&base).unwrap();
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    let (ours_arg, theirs_arg) = (ours.display().to_string(), theirs.display().to_string());
+    for path in corpus(&base) {
+        let shown = path.display().to_string();
+        let added =
+            String::from_utf8(rixos(&["--store", &ours_arg, "store", "add", &shown], None).stdout)
+                .unwrap();
+        let expected = run(
+            Command::new("nix-store").args(["--store", &theirs_arg, "--add", &shown]),
+            None,
+        )
+        .stdout;
+        assert_eq!(
+            added,
+            String::from_utf8(expected).unwrap(),
+            "store add {shown}"
+        );
+        let store_path = added.trim();
+
+        let requisites = rixos(
+            &[
+                "--store",
+                &ours_arg,
+                "store",
+                "query",
+                "--requisites",
+                store_path,
+            ],
+            None,
+        )
+        .stdout;
+        let nix_requisites = run(
+            Command::new("nix-store").args(["--store", &ours_arg, "-qR", store_path]),
+            None,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&requisites),
+            String::from_utf8_lossy(&nix_requisites.stdout)
+        );
+
+        // Canonical as Nix's store requires: mtime 1, read-only modes.
+        let real = ours.join(store_path.trim_start_matches('/'));
+        let meta = fs::symlink_metadata(&real).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::mtime(&meta),
+            1,
+            "{store_path}"
+        );
+        if !meta.file_type().is_symlink() {
+            assert_eq!(
+                meta.permissions().mode() & 0o222,
+                0,
+                "{store_path} is writable"
+            );
+        }
+    }
+    // Adding the same tree again is a no-op that gives the same path.
+    let again = rixos(
+        &[
+            "--store",
+            &ours_arg,
+            "store",
+            "add",
+            &base.join("tree").display().to_string(),
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).ends_with("-tree\n"));
+
+    let verify = run(
+        Command::new("nix-store").args(["--store", &ours_arg, "--verify", "--check-contents"]),
+        None,
+    );
+    let said = String::from_utf8_lossy(&verify.stderr);
+    for line in said.lines() {
+        let expected = line.starts_with("warning: the group 'nixbld'")
+            || line.starts_with("reading the Nix store")
+            || line.starts_with("checking ");
+        assert!(
+            expected,
+            "nix-store --verify --check-contents complained about our store: {line}"
+        );
+    }
+    rixos(
+        &["--store", &ours_arg, "store", "verify", "--check-contents"],
+        None,
+    );
+}
+
+#[test]
+fn verify_reports_a_tampered_path_and_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let root_arg = root.display().to_string();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    fs::write(&a, "one").unwrap();
+    fs::write(&b, "two").unwrap();
+    let add = |p: &Path| {
+        String::from_utf8(
+            rixos(
+                &[
+                    "--store",
+                    &root_arg,
+                    "store",
+                    "add",
+                    &p.display().to_string(),
+                ],
+                None,
+            )
+            .stdout,
+        )
+        .unwrap()
+    };
+    let (pa, pb) = (add(&a), add(&b));
+    let real_a = root.join(pa.trim().trim_start_matches('/'));
+    fs::set_permissions(&real_a, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&real_a, "changed").unwrap();
+    fs::remove_file(root.join(pb.trim().trim_start_matches('/'))).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_rixos"))
+        .args(["--store", &root_arg, "store", "verify", "--check-contents"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains(&format!(
+            "{} was modified: expected hash sha256:",
+            pa.trim()
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{} is registered but missing", pb.trim())),
+        "{said}"
+    );
+}

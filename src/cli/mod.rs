@@ -17,6 +17,9 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Physical root of the store: contents in ROOT/nix/store, state in ROOT/nix/var/nix.
+    #[arg(long, global = true, env = "RIXOS_STORE", value_name = "ROOT", default_value = crate::store::local::DEFAULT_ROOT)]
+    pub store: std::path::PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,7 +34,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Store(command) => command.run(),
+        Command::Store(command) => command.run(&cli.store),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

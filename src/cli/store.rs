@@ -1,13 +1,15 @@
 //! `rixos store ...`: store paths and NAR archives.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use crate::store::hash::nix32_encode;
+use crate::store::local::LocalStore;
 use crate::store::nar;
+use crate::store::path::{STORE_DIR, StorePath};
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -18,10 +20,42 @@ pub enum StoreCommand {
     /// Read a NAR from standard input and create it at DIR, which must not exist (like `nix-store --restore`).
     /// A bad archive leaves nothing at DIR.
     Restore { dir: PathBuf },
+    /// Copy paths into the store and print their store paths (like `nix-store --add`).
+    Add {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print what the database knows of store paths (like `nix-store --query`).
+    Query(QueryArgs),
+    /// Check that every valid path exists and, with --check-contents, still has its recorded hash. Prints one
+    /// line per problem and fails if there is any.
+    Verify {
+        #[arg(long)]
+        check_contents: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["requisites", "references", "referrers", "deriver"])))]
+pub struct QueryArgs {
+    /// The closure: the paths and everything they reference, directly or not.
+    #[arg(long, short = 'R')]
+    requisites: bool,
+    /// What the paths reference directly.
+    #[arg(long)]
+    references: bool,
+    /// What references the paths directly.
+    #[arg(long)]
+    referrers: bool,
+    /// The derivation each path was built by ("unknown-deriver" if none).
+    #[arg(long)]
+    deriver: bool,
+    #[arg(required = true)]
+    paths: Vec<String>,
 }
 
 impl StoreCommand {
-    pub fn run(self) -> Result<()> {
+    pub fn run(self, root: &Path) -> Result<()> {
         match self {
             StoreCommand::HashPath { path } => {
                 let (digest, _) = nar::hash_path(&path)?;
@@ -32,6 +66,26 @@ impl StoreCommand {
                 nar::dump(&path, stdout)?;
             }
             StoreCommand::Restore { dir } => restore(&dir)?,
+            StoreCommand::Add { paths } => {
+                let mut store = LocalStore::open(root)?;
+                for path in paths {
+                    println!("{}", store.add_path(&path)?);
+                }
+            }
+            StoreCommand::Query(args) => query(&LocalStore::open(root)?, root, &args)?,
+            StoreCommand::Verify { check_contents } => {
+                let problems = LocalStore::open(root)?.verify(check_contents)?;
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                if !problems.is_empty() {
+                    bail!(
+                        "{} problem(s) in the store at {}",
+                        problems.len(),
+                        root.display()
+                    );
+                }
+            }
         }
         std::io::stdout()
             .flush()
@@ -57,4 +111,61 @@ fn restore(dir: &std::path::Path) -> Result<()> {
     nar::restore(std::io::stdin().lock(), &staging)?;
     std::fs::rename(&staging, dir)
         .with_context(|| format!("moving the restored tree to {}", dir.display()))
+}
+
+/// A store path given on the command line: the logical `/nix/store/...` form, or its physical location under
+/// the store root.
+fn parse_store_path(text: &str, root: &Path) -> Result<StorePath> {
+    let physical_store = root.join(STORE_DIR.trim_start_matches('/'));
+    let logical = match Path::new(text).strip_prefix(&physical_store) {
+        Ok(rest) if root != Path::new("/") => format!("{STORE_DIR}/{}", rest.display()),
+        _ => text.to_string(),
+    };
+    // A path inside a store path stands for the store path, as in Nix.
+    let top: String = logical.splitn(5, '/').take(4).collect::<Vec<_>>().join("/");
+    Ok(StorePath::parse(&top)?)
+}
+
+fn query(store: &LocalStore, root: &Path, args: &QueryArgs) -> Result<()> {
+    let paths: Vec<StorePath> = args
+        .paths
+        .iter()
+        .map(|p| parse_store_path(p, root))
+        .collect::<Result<_>>()?;
+    for path in &paths {
+        if !store.db().is_valid(path)? {
+            bail!("{path} is not valid in the store at {}", root.display());
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    if args.requisites {
+        out.extend(store.requisites(&paths)?.iter().map(StorePath::to_string));
+    } else {
+        for path in &paths {
+            if args.references {
+                out.extend(
+                    store
+                        .db()
+                        .references(path)?
+                        .iter()
+                        .map(StorePath::to_string),
+                );
+            } else if args.referrers {
+                out.extend(store.db().referrers(path)?.iter().map(StorePath::to_string));
+            } else {
+                let info = store
+                    .db()
+                    .info(path)?
+                    .context("a valid path has no database row")?;
+                out.push(
+                    info.deriver
+                        .map_or("unknown-deriver".to_string(), |d| d.to_string()),
+                );
+            }
+        }
+    }
+    for line in out {
+        println!("{line}");
+    }
+    Ok(())
 }

@@ -3,6 +3,8 @@
 //! Everything here reproduces Nix's formats byte for byte (../shared/docs/nix-formats.md), so Nix can check a
 //! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
 
+pub mod db;
 pub mod hash;
+pub mod local;
 pub mod nar;
 pub mod path;

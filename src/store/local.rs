@@ -1,0 +1,348 @@
+//! A store on the local file system: `ROOT/nix/store` for contents, `ROOT/nix/var/nix` for state, as Nix lays
+//! out a chroot store, so `nix-store --store ROOT` reads it too.
+//!
+//! Adding a path never leaves a partial store path: contents are written under a staging name in the store
+//! directory (`.rixos-staging-<pid>-<n>`, never a valid store path name), canonicalised, renamed into place,
+//! and only then registered, in one transaction. Staging left by a killed process is removed on next open.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use super::db::{Database, PathInfo};
+use super::hash::{hex, nix32_encode};
+use super::nar;
+use super::path::{STORE_DIR, StorePath, source_path};
+
+/// Where the store lives on a host that is not a rixos system (DESIGN.md): never the host's own /nix.
+pub const DEFAULT_ROOT: &str = "/var/lib/rixos/root";
+
+const STAGING_PREFIX: &str = ".rixos-staging-";
+static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub struct LocalStore {
+    root: PathBuf,
+    db: Database,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store under `root`.
+    pub fn open(root: &Path) -> Result<LocalStore> {
+        let state = root.join("nix/var/nix");
+        for dir in [
+            root.join("nix/store"),
+            state.join("gcroots/auto"),
+            state.join("profiles"),
+            state.join("temproots"),
+        ] {
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let db = Database::open(&state.join("db"))?;
+        let store = LocalStore {
+            root: root.to_path_buf(),
+            db,
+        };
+        store.remove_stale_staging()?;
+        Ok(store)
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// The physical location of a store path.
+    pub fn real_path(&self, path: &StorePath) -> PathBuf {
+        self.root
+            .join(STORE_DIR.trim_start_matches('/'))
+            .join(path.base_name())
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.root.join(STORE_DIR.trim_start_matches('/'))
+    }
+
+    fn remove_stale_staging(&self) -> Result<()> {
+        for entry in fs::read_dir(self.store_dir())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or_default();
+            if !Path::new("/proc").join(pid).exists() {
+                remove_tree(&entry.path())
+                    .with_context(|| format!("removing stale {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `source` into the store like `nix-store --add`: a `source` path named after its file name, content
+    /// addressed by its NAR hash, with no references.
+    pub fn add_path(&mut self, source: &Path) -> Result<StorePath> {
+        let name = source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no usable file name", source.display()))?;
+        super::path::check_name(name)?;
+        let staging = self.store_dir().join(format!(
+            "{STAGING_PREFIX}{}-{}",
+            std::process::id(),
+            STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let added = self
+            .copy_and_hash(source, &staging)
+            .and_then(|(digest, size)| {
+                let path = source_path(name, &digest, [], false)?;
+                let ca = format!("fixed:r:sha256:{}", nix32_encode(&digest));
+                self.install(&staging, &path, &digest, size, Some(ca))?;
+                Ok(path)
+            });
+        if added.is_err() {
+            let _ = remove_tree(&staging);
+        }
+        added.with_context(|| format!("adding {} to the store", source.display()))
+    }
+
+    /// One pass over the source: its NAR is hashed while it is restored into `staging`.
+    fn copy_and_hash(&self, source: &Path, staging: &Path) -> Result<([u8; 32], u64)> {
+        let (reader, writer) = io::pipe()?;
+        let source_owned = source.to_path_buf();
+        let dumper = std::thread::spawn(move || nar::dump(&source_owned, writer));
+        let mut tee = HashingReader {
+            inner: reader,
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let restored = nar::restore(&mut tee, staging);
+        // The dump's own error (an unreadable file, say) explains a failed restore better than "truncated".
+        match dumper.join() {
+            Ok(Ok(())) => restored?,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => bail!("the archiver thread panicked"),
+        }
+        Ok((tee.hasher.finalize().into(), tee.size))
+    }
+
+    /// Canonicalises `staging`, moves it to `path` and registers it. A valid `path` already there wins.
+    fn install(
+        &mut self,
+        staging: &Path,
+        path: &StorePath,
+        digest: &[u8; 32],
+        size: u64,
+        ca: Option<String>,
+    ) -> Result<()> {
+        let target = self.real_path(path);
+        if self.db.is_valid(path)? && target.symlink_metadata().is_ok() {
+            remove_tree(staging)?;
+            return Ok(());
+        }
+        canonicalise(staging)?;
+        if target.symlink_metadata().is_ok() {
+            // Present but not registered: what a killed process left behind. It cannot be trusted.
+            remove_tree(&target)
+                .with_context(|| format!("removing the unregistered {}", target.display()))?;
+        }
+        fs::rename(staging, &target)
+            .with_context(|| format!("moving into place at {}", target.display()))?;
+        let info = PathInfo {
+            path: path.clone(),
+            nar_hash: format!("sha256:{}", hex(digest)),
+            nar_size: size,
+            registration_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            deriver: None,
+            references: Vec::new(),
+            ca,
+        };
+        self.db.register(&[info])?;
+        Ok(())
+    }
+
+    /// The closure of `paths`: they and everything they reference, directly or not, sorted.
+    pub fn requisites(&self, paths: &[StorePath]) -> Result<Vec<StorePath>> {
+        let mut seen: BTreeSet<StorePath> = BTreeSet::new();
+        let mut todo: Vec<StorePath> = paths.to_vec();
+        while let Some(path) = todo.pop() {
+            if !self.db.is_valid(&path)? {
+                bail!("{path} is not valid in this store");
+            }
+            if seen.insert(path.clone()) {
+                todo.extend(self.db.references(&path)?);
+            }
+        }
+        Ok(seen.into_iter().collect())
+    }
+
+    /// Checks every valid path exists (and, with `check_contents`, still has its recorded NAR hash). Returns one
+    /// line per problem.
+    pub fn verify(&self, check_contents: bool) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for path in self.db.all_paths()? {
+            let real = self.real_path(&path);
+            if real.symlink_metadata().is_err() {
+                problems.push(format!(
+                    "{path} is registered but missing from {}",
+                    real.display()
+                ));
+                continue;
+            }
+            if check_contents {
+                let info = self
+                    .db
+                    .info(&path)?
+                    .context("a listed path vanished from the database")?;
+                let (digest, _) = nar::hash_path(&real)?;
+                let actual = format!("sha256:{}", hex(&digest));
+                if actual != info.nar_hash {
+                    problems.push(format!(
+                        "{path} was modified: expected hash {}, got {actual}",
+                        info.nar_hash
+                    ));
+                }
+            }
+        }
+        Ok(problems)
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+/// Makes a tree look as Nix's store requires: mtime 1, files 0444 (0555 if executable), directories 0555, no
+/// setuid/setgid/sticky bits, owned by root.
+pub fn canonicalise(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            canonicalise(&entry?.path())?;
+        }
+    }
+    if !meta.file_type().is_symlink() {
+        let mode = if meta.mode() & 0o100 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of {}", path.display()))?;
+    }
+    if meta.uid() != 0 || meta.gid() != 0 {
+        std::os::unix::fs::lchown(path, Some(0), Some(0))
+            .with_context(|| format!("chown {}", path.display()))?;
+    }
+    let one = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
+    set_symlink_mtime(path, one).with_context(|| format!("setting the mtime of {}", path.display()))
+}
+
+fn set_symlink_mtime(path: &Path, time: std::time::SystemTime) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    let times = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        },
+    ];
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: valid C string and a two-element timespec array, as utimensat requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Removes a tree even where canonicalisation made directories read-only for non-root users.
+fn remove_tree(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            make_writable(path)?;
+            fs::remove_dir_all(path)
+        }
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn make_writable(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            make_writable(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_a_killed_add_are_cleaned_up_and_the_add_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let source = dir.path().join("pkg");
+        fs::create_dir_all(source.join("bin")).unwrap();
+        fs::write(source.join("bin/tool"), "x").unwrap();
+        let path = LocalStore::open(&root).unwrap().add_path(&source).unwrap();
+        let real = root.join("nix/store").join(path.base_name());
+
+        // What a kill -9 mid-add leaves: a read-only staging tree of a dead process, and the store path itself
+        // moved into place but never registered (the database was reset here to stand for that).
+        let stale = root
+            .join("nix/store")
+            .join(format!("{STAGING_PREFIX}4194305-0"));
+        fs::create_dir_all(stale.join("d")).unwrap();
+        canonicalise(&stale).unwrap();
+        fs::remove_file(root.join("nix/var/nix/db/db.sqlite")).unwrap();
+        make_writable(&real).unwrap();
+        fs::write(real.join("bin/junk"), "").unwrap();
+
+        let mut store = LocalStore::open(&root).unwrap();
+        assert!(!stale.exists(), "stale staging survived");
+        assert_eq!(store.add_path(&source).unwrap(), path);
+        assert!(
+            !real.join("bin/junk").exists(),
+            "the unregistered leftover was trusted"
+        );
+        assert!(store.verify(true).unwrap().is_empty());
+    }
+}
