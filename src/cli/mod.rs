@@ -34,7 +34,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Store(command) => command.run(&cli.store),
+        Command::Store(command) => command.run(&cli.store, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,12 @@ pub enum StoreCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Build derivations (and what they need) in the sandbox; print their output paths (like
+    /// `nix-store --realise`).
+    Realise {
+        #[arg(required = true)]
+        drvs: Vec<String>,
+    },
     /// Print what the database knows of store paths (like `nix-store --query`).
     Query(QueryArgs),
     /// Check that every valid path exists and, with --check-contents, still has its recorded hash. Prints one
@@ -55,7 +61,7 @@ pub struct QueryArgs {
 }
 
 impl StoreCommand {
-    pub fn run(self, root: &Path) -> Result<()> {
+    pub fn run(self, root: &Path, quiet: bool) -> Result<()> {
         match self {
             StoreCommand::HashPath { path } => {
                 let (digest, _) = nar::hash_path(&path)?;
@@ -70,6 +76,16 @@ impl StoreCommand {
                 let mut store = LocalStore::open(root)?;
                 for path in paths {
                     println!("{}", store.add_path(&path)?);
+                }
+            }
+            StoreCommand::Realise { drvs } => {
+                let mut store = LocalStore::open(root)?;
+                store.quiet = quiet;
+                for drv in drvs {
+                    let drv = parse_store_path(&drv, root)?;
+                    for path in store.realise(&drv)?.values() {
+                        println!("{path}");
+                    }
                 }
             }
             StoreCommand::Query(args) => query(&LocalStore::open(root)?, root, &args)?,

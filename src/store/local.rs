@@ -29,6 +29,8 @@ static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct LocalStore {
     root: PathBuf,
     db: Database,
+    /// Print only errors (no "building ..." lines).
+    pub quiet: bool,
 }
 
 impl LocalStore {
@@ -47,13 +49,41 @@ impl LocalStore {
         let store = LocalStore {
             root: root.to_path_buf(),
             db,
+            quiet: false,
         };
         store.remove_stale_staging()?;
+        store.remove_stale_builds()?;
         Ok(store)
     }
 
     pub fn db(&self) -> &Database {
         &self.db
+    }
+
+    pub(crate) fn db_mut(&mut self) -> &mut Database {
+        &mut self.db
+    }
+
+    /// `ROOT/nix/var/nix`: database, roots, profiles, logs, build directories.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("nix/var/nix")
+    }
+
+    /// Build directories are named `<drv hash>-<pid>`; those of dead processes are leftovers of a kill.
+    fn remove_stale_builds(&self) -> Result<()> {
+        let Ok(entries) = fs::read_dir(self.state_dir().join("builds")) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.rsplit('-').next().unwrap_or_default();
+            if !Path::new("/proc").join(pid).exists() {
+                remove_tree(&entry.path())
+                    .with_context(|| format!("removing stale {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
     }
 
     /// The physical location of a store path.
@@ -167,19 +197,43 @@ impl LocalStore {
         Ok(())
     }
 
-    /// The closure of `paths`: they and everything they reference, directly or not, sorted.
+    /// The closure of `paths`: they and everything they reference, directly or not, each path after everything
+    /// it references, in the order `nix-store -qR` prints (a depth-first walk over paths sorted by name).
     pub fn requisites(&self, paths: &[StorePath]) -> Result<Vec<StorePath>> {
-        let mut seen: BTreeSet<StorePath> = BTreeSet::new();
+        let mut closure: BTreeSet<StorePath> = BTreeSet::new();
         let mut todo: Vec<StorePath> = paths.to_vec();
         while let Some(path) = todo.pop() {
             if !self.db.is_valid(&path)? {
                 bail!("{path} is not valid in this store");
             }
-            if seen.insert(path.clone()) {
+            if closure.insert(path.clone()) {
                 todo.extend(self.db.references(&path)?);
             }
         }
-        Ok(seen.into_iter().collect())
+        let mut order = Vec::with_capacity(closure.len());
+        let mut done = BTreeSet::new();
+        for path in &closure {
+            self.visit_references_first(path, &mut done, &mut order)?;
+        }
+        Ok(order)
+    }
+
+    fn visit_references_first(
+        &self,
+        path: &StorePath,
+        done: &mut BTreeSet<StorePath>,
+        order: &mut Vec<StorePath>,
+    ) -> Result<()> {
+        if !done.insert(path.clone()) {
+            return Ok(());
+        }
+        for reference in self.db.references(path)? {
+            if &reference != path {
+                self.visit_references_first(&reference, done, order)?;
+            }
+        }
+        order.push(path.clone());
+        Ok(())
     }
 
     /// Checks every valid path exists (and, with `check_contents`, still has its recorded NAR hash). Returns one
@@ -288,7 +342,7 @@ fn set_symlink_mtime(path: &Path, time: std::time::SystemTime) -> io::Result<()>
 }
 
 /// Removes a tree even where canonicalisation made directories read-only for non-root users.
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {
             make_writable(path)?;

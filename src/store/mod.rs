@@ -3,6 +3,7 @@
 //! Everything here reproduces Nix's formats byte for byte (../shared/docs/nix-formats.md), so Nix can check a
 //! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
 
+pub mod build;
 pub mod db;
 pub mod derivation;
 pub mod hash;

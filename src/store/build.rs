@@ -1,0 +1,536 @@
+//! Realising derivations: build each `.drv` of a graph in dependency order, reusing valid outputs, each in a
+//! sandbox, and register the outputs atomically.
+//!
+//! The sandbox: new mount, PID, IPC and UTS namespaces, and a new network namespace unless the derivation is
+//! fixed-output; a chroot holding only the input closure (bind-mounted read-only), a private `/build`, a
+//! minimal `/dev` and `/proc`; the builder runs as an unprivileged uid with the environment Nix gives builders.
+//! Outputs are written in the chroot, checked (fixed-output hashes), scanned for references, canonicalised,
+//! moved into the store and registered in one transaction. Nothing is registered for a failed build; a build
+//! directory of a dead process is removed when the store is next opened.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+
+use super::db::PathInfo;
+use super::derivation::Derivation;
+use super::hash::{hex, nix32_encode};
+use super::local::{LocalStore, canonicalise, remove_tree};
+use super::nar;
+use super::path::{STORE_DIR, StorePath};
+
+/// The unprivileged user and group builders run as (Nix's first nixbld user has these ids by convention).
+pub const BUILD_UID: u32 = 30001;
+pub const BUILD_GID: u32 = 30000;
+/// How many log lines a failed build shows.
+const LOG_TAIL: usize = 25;
+
+impl LocalStore {
+    /// Builds `drv_path` and everything it needs that is not valid yet; returns its outputs.
+    pub fn realise(&mut self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
+        let drv = self.read_derivation(drv_path)?;
+        for input in drv.input_drvs.keys() {
+            let input = StorePath::parse(input)?;
+            self.realise(&input)
+                .with_context(|| format!("building {input}, needed by {drv_path}"))?;
+        }
+        let outputs = output_paths(&drv)?;
+        if self.all_valid(&outputs)? {
+            return Ok(outputs);
+        }
+        // One builder per output at a time, across processes; whoever waited finds the outputs valid.
+        let _locks = outputs
+            .values()
+            .map(|out| lock_file(&self.real_path(out).with_extension("lock")))
+            .collect::<Result<Vec<_>>>()?;
+        if self.all_valid(&outputs)? {
+            return Ok(outputs);
+        }
+        if !self.quiet {
+            eprintln!("building '{drv_path}'...");
+        }
+        self.build(drv_path, &drv, &outputs)?;
+        Ok(outputs)
+    }
+
+    fn read_derivation(&self, drv_path: &StorePath) -> Result<Derivation> {
+        if !self.db().is_valid(drv_path)? {
+            bail!("{drv_path} is not a valid path in this store");
+        }
+        let real = self.real_path(drv_path);
+        let text =
+            fs::read_to_string(&real).with_context(|| format!("reading {}", real.display()))?;
+        Ok(Derivation::parse(&text, &drv_path.to_string())?)
+    }
+
+    fn all_valid(&self, outputs: &BTreeMap<String, StorePath>) -> Result<bool> {
+        for out in outputs.values() {
+            if !self.db().is_valid(out)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn build(
+        &mut self,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+    ) -> Result<()> {
+        // The input closure: sources and the outputs used of each input derivation, with their references.
+        let mut inputs: Vec<StorePath> = drv
+            .input_srcs
+            .iter()
+            .map(|s| StorePath::parse(s))
+            .collect::<Result<_, _>>()?;
+        for (input_drv, wanted) in &drv.input_drvs {
+            let input = self.read_derivation(&StorePath::parse(input_drv)?)?;
+            let produced = output_paths(&input)?;
+            for output in wanted {
+                let path = produced.get(output).ok_or_else(|| {
+                    anyhow!("{input_drv} has no output {output:?}, which {drv_path} needs")
+                })?;
+                inputs.push(path.clone());
+            }
+        }
+        let closure = self.requisites(&inputs)?;
+
+        let build_dir =
+            self.builds_dir()
+                .join(format!("{}-{}", drv_path.hash_part(), std::process::id()));
+        let result = self.build_in(&build_dir, drv_path, drv, outputs, &closure);
+        let cleaned = remove_tree(&build_dir);
+        result?;
+        cleaned.with_context(|| format!("removing the build directory {}", build_dir.display()))
+    }
+
+    fn build_in(
+        &mut self,
+        build_dir: &Path,
+        drv_path: &StorePath,
+        drv: &Derivation,
+        outputs: &BTreeMap<String, StorePath>,
+        closure: &[StorePath],
+    ) -> Result<()> {
+        let sandbox = Sandbox::prepare(self, build_dir, closure)?;
+        let log_path = self.log_path(drv_path);
+        fs::create_dir_all(log_path.parent().expect("logs live in a directory"))?;
+        let log = File::create(&log_path)
+            .with_context(|| format!("creating the build log {}", log_path.display()))?;
+
+        let mut env: BTreeMap<String, String> = drv.env.clone();
+        for (key, value) in [
+            ("PATH", "/path-not-set"),
+            ("HOME", "/homeless-shelter"),
+            ("NIX_STORE", STORE_DIR),
+            ("NIX_BUILD_TOP", "/build"),
+            ("TMPDIR", "/build"),
+            ("TEMPDIR", "/build"),
+            ("TMP", "/build"),
+            ("TEMP", "/build"),
+            ("PWD", "/build"),
+            ("NIX_BUILD_CORES", "1"),
+            ("NIX_LOG_FD", "2"),
+            ("TERM", "xterm-256color"),
+        ] {
+            env.insert(key.to_string(), value.to_string());
+        }
+        let network = drv.fixed_output().is_some();
+        let status = sandbox.run(&drv.builder, &drv.args, &env, log, network)?;
+        if !status.success() {
+            bail!(
+                "builder for '{drv_path}' failed with {status}; last log lines:\n{}\nfull log: {}",
+                log_tail(&log_path),
+                log_path.display()
+            );
+        }
+
+        // Check, scan, canonicalise and move every output; register them together.
+        let mut candidates: Vec<StorePath> = closure.to_vec();
+        candidates.extend(outputs.values().cloned());
+        let mut infos = Vec::new();
+        for (name, path) in outputs {
+            let built = sandbox
+                .root
+                .join(STORE_DIR.trim_start_matches('/'))
+                .join(path.base_name());
+            if fs::symlink_metadata(&built).is_err() {
+                bail!("builder for '{drv_path}' did not produce its output {name:?} ({path})");
+            }
+            canonicalise(&built)?;
+            let references = scan_references(&built, &candidates)?;
+            let (digest, size) = nar::hash_path(&built)?;
+            let ca = match drv.fixed_output() {
+                Some(fixed) => Some(check_fixed_output(drv_path, &built, fixed, &digest)?),
+                None => None,
+            };
+            let target = self.real_path(path);
+            if fs::symlink_metadata(&target).is_ok() {
+                remove_tree(&target)
+                    .with_context(|| format!("removing the unregistered {}", target.display()))?;
+            }
+            fs::rename(&built, &target)
+                .with_context(|| format!("moving the output to {}", target.display()))?;
+            infos.push(PathInfo {
+                path: path.clone(),
+                nar_hash: format!("sha256:{}", hex(&digest)),
+                nar_size: size,
+                registration_time: now(),
+                deriver: Some(drv_path.clone()),
+                references,
+                ca,
+            });
+        }
+        self.db_mut().register(&infos)?;
+        Ok(())
+    }
+
+    fn builds_dir(&self) -> PathBuf {
+        self.state_dir().join("builds")
+    }
+
+    /// Where the log of `drv_path`'s last build is kept.
+    pub fn log_path(&self, drv_path: &StorePath) -> PathBuf {
+        self.state_dir()
+            .join("log/drvs")
+            .join(format!("{}.log", drv_path.base_name()))
+    }
+}
+
+/// The output paths a derivation declares.
+fn output_paths(drv: &Derivation) -> Result<BTreeMap<String, StorePath>> {
+    drv.outputs
+        .iter()
+        .map(|(name, out)| Ok((name.clone(), StorePath::parse(&out.path)?)))
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn log_tail(log: &Path) -> String {
+    let lines: Vec<String> = File::open(log)
+        .map(|f| BufReader::new(f).lines().map_while(Result::ok).collect())
+        .unwrap_or_default();
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+    if tail.is_empty() {
+        return "  | (the builder printed nothing)".to_string();
+    }
+    tail.iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An exclusive lock held while the file stays open (flock, released by the kernel if the process dies).
+fn lock_file(path: &Path) -> Result<File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening the lock {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("locking {}", path.display()));
+    }
+    Ok(file)
+}
+
+/// Verifies a fixed output's hash; returns its content address for the database.
+fn check_fixed_output(
+    drv_path: &StorePath,
+    built: &Path,
+    fixed: &super::derivation::Output,
+    nar_digest: &[u8; 32],
+) -> Result<String> {
+    let (recursive, algo) = match fixed.hash_algo.strip_prefix("r:") {
+        Some(algo) => (true, algo),
+        None => (false, fixed.hash_algo.as_str()),
+    };
+    if algo != "sha256" {
+        bail!("{drv_path}: fixed outputs with {algo} hashes are not supported yet (only sha256)");
+    }
+    let got: [u8; 32] = if recursive {
+        *nar_digest
+    } else {
+        let mut file = File::open(built)
+            .with_context(|| format!("{drv_path}: a flat fixed output must be a file"))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        hasher.finalize().into()
+    };
+    if hex(&got) != fixed.hash {
+        bail!(
+            "hash mismatch in fixed-output derivation '{drv_path}':\n  specified: sha256:{}\n  got:       sha256:{}",
+            fixed.hash,
+            hex(&got)
+        );
+    }
+    Ok(format!(
+        "fixed:{}sha256:{}",
+        if recursive { "r:" } else { "" },
+        nix32_encode(&got)
+    ))
+}
+
+/// Which of `candidates` the tree at `path` mentions (by hash part) in file contents or symlink targets.
+fn scan_references(path: &Path, candidates: &[StorePath]) -> Result<Vec<StorePath>> {
+    let wanted: HashSet<Vec<u8>> = candidates
+        .iter()
+        .map(|c| c.hash_part().into_bytes())
+        .collect();
+    let mut found: HashSet<Vec<u8>> = HashSet::new();
+    scan_tree(path, &wanted, &mut found)?;
+    let mut references: Vec<StorePath> = candidates
+        .iter()
+        .filter(|c| found.contains(c.hash_part().as_bytes()))
+        .cloned()
+        .collect();
+    references.sort();
+    references.dedup();
+    Ok(references)
+}
+
+fn scan_tree(path: &Path, wanted: &HashSet<Vec<u8>>, found: &mut HashSet<Vec<u8>>) -> Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            scan_tree(&entry?.path(), wanted, found)?;
+        }
+    } else if meta.file_type().is_symlink() {
+        scan_bytes(fs::read_link(path)?.as_os_str().as_bytes(), wanted, found);
+    } else {
+        // Read in chunks that overlap by a hash part's length, so no hash is split between two reads.
+        let mut file = File::open(path)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut kept = 0;
+        loop {
+            let n = file.read(&mut buffer[kept..])?;
+            if n == 0 {
+                break;
+            }
+            let end = kept + n;
+            scan_bytes(&buffer[..end], wanted, found);
+            kept = end.min(31);
+            buffer.copy_within(end - kept..end, 0);
+        }
+    }
+    Ok(())
+}
+
+fn scan_bytes(bytes: &[u8], wanted: &HashSet<Vec<u8>>, found: &mut HashSet<Vec<u8>>) {
+    const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let mut run = 0usize;
+    for (i, b) in bytes.iter().enumerate() {
+        run = if NIX32.contains(b) { run + 1 } else { 0 };
+        if run >= 32 {
+            let candidate = &bytes[i + 1 - 32..=i];
+            if wanted.contains(candidate) {
+                found.insert(candidate.to_vec());
+            }
+        }
+    }
+}
+
+/// The chroot a builder runs in, laid out on disk before the builder starts.
+struct Sandbox {
+    root: PathBuf,
+    /// (host source, target inside the root, read-only)
+    binds: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+impl Sandbox {
+    fn prepare(store: &LocalStore, build_dir: &Path, closure: &[StorePath]) -> Result<Sandbox> {
+        if fs::symlink_metadata(build_dir).is_ok() {
+            remove_tree(build_dir)?;
+        }
+        let root = build_dir.join("root");
+        let store_dir = root.join(STORE_DIR.trim_start_matches('/'));
+        for dir in ["build", "dev", "proc", "etc", "tmp"] {
+            fs::create_dir_all(root.join(dir))?;
+        }
+        fs::create_dir_all(&store_dir)?;
+        // The builder creates its outputs here: writable by the build group, sticky like Nix's store.
+        chown(&store_dir, Some(0), Some(BUILD_GID))?;
+        fs::set_permissions(&store_dir, fs::Permissions::from_mode(0o1775))?;
+        chown(root.join("build"), Some(BUILD_UID), Some(BUILD_GID))?;
+        fs::set_permissions(root.join("build"), fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
+        fs::write(
+            root.join("etc/passwd"),
+            format!(
+                "root:x:0:0:Nix build user:/build:/noshell\nnixbld:x:{BUILD_UID}:{BUILD_GID}:Nix build user:/build:/noshell\n\
+                 nobody:x:65534:65534:Nobody:/:/noshell\n"
+            ),
+        )?;
+        fs::write(
+            root.join("etc/group"),
+            format!("root:x:0:\nnixbld:!:{BUILD_GID}:\nnogroup:x:65534:\n"),
+        )?;
+        fs::write(
+            root.join("etc/hosts"),
+            "127.0.0.1 localhost\n::1 localhost\n",
+        )?;
+
+        let mut binds = Vec::new();
+        for device in ["null", "zero", "full", "random", "urandom", "tty"] {
+            let target = root.join("dev").join(device);
+            File::create(&target)?;
+            binds.push((Path::new("/dev").join(device), target, false));
+        }
+        std::os::unix::fs::symlink("/proc/self/fd", root.join("dev/fd"))?;
+        for (i, name) in ["stdin", "stdout", "stderr"].iter().enumerate() {
+            std::os::unix::fs::symlink(format!("/proc/self/fd/{i}"), root.join("dev").join(name))?;
+        }
+        for path in closure {
+            let source = store.real_path(path);
+            let target = store_dir.join(path.base_name());
+            if fs::symlink_metadata(&source)?.is_dir() {
+                fs::create_dir(&target)?;
+            } else {
+                File::create(&target)?;
+            }
+            binds.push((source, target, true));
+        }
+        Ok(Sandbox { root, binds })
+    }
+
+    /// Runs the builder in the sandbox and waits for it; its stdout and stderr go to `log`.
+    fn run(
+        &self,
+        builder: &str,
+        args: &[String],
+        env: &BTreeMap<String, String>,
+        log: File,
+        network: bool,
+    ) -> Result<std::process::ExitStatus> {
+        // Everything the child needs is made before fork: after it only async-signal-safe calls are allowed.
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("NUL in {}", p.display()))
+        };
+        let binds: Vec<(CString, CString, bool)> = self
+            .binds
+            .iter()
+            .map(|(s, t, ro)| Ok((c(s)?, c(t)?, *ro)))
+            .collect::<Result<_>>()?;
+        let root = c(&self.root)?;
+        let proc_dir = c(&self.root.join("proc"))?;
+        let mut flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        if !network {
+            flags |= libc::CLONE_NEWNET;
+        }
+        let mut command = Command::new(builder);
+        command
+            .args(args)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: the closure only makes raw system calls on data prepared above.
+        unsafe {
+            command.pre_exec(move || enter_sandbox(flags, &binds, &root, &proc_dir));
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting the builder {builder}"))?;
+        Ok(child.wait()?)
+    }
+}
+
+fn check(rc: libc::c_int) -> std::io::Result<()> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs in the forked child before exec. New namespaces, then a second fork so the builder is PID 1 of its PID
+/// namespace (the first child only waits and passes the exit status on), then mounts, chroot and the build uid.
+fn enter_sandbox(
+    flags: libc::c_int,
+    binds: &[(CString, CString, bool)],
+    root: &CString,
+    proc_dir: &CString,
+) -> std::io::Result<()> {
+    // SAFETY: raw system calls with valid, NUL-terminated arguments prepared before fork.
+    unsafe {
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+        check(libc::unshare(flags))?;
+        let pid = libc::fork();
+        check(pid)?;
+        if pid > 0 {
+            let mut status = 0;
+            while libc::waitpid(pid, &mut status, 0) < 0 {
+                if *libc::__errno_location() != libc::EINTR {
+                    libc::_exit(127);
+                }
+            }
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            libc::_exit(code);
+        }
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+        let none = std::ptr::null();
+        check(libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        for (source, target, read_only) in binds {
+            check(libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                none,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ))?;
+            if *read_only {
+                let remount = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC;
+                check(libc::mount(
+                    none,
+                    target.as_ptr(),
+                    none,
+                    remount,
+                    std::ptr::null(),
+                ))?;
+            }
+        }
+        check(libc::mount(
+            c"proc".as_ptr(),
+            proc_dir.as_ptr(),
+            c"proc".as_ptr(),
+            0,
+            std::ptr::null(),
+        ))?;
+        check(libc::sethostname(c"localhost".as_ptr(), 9))?;
+        check(libc::chroot(root.as_ptr()))?;
+        check(libc::chdir(c"/build".as_ptr()))?;
+        check(libc::setgroups(0, std::ptr::null()))?;
+        check(libc::setgid(BUILD_GID))?;
+        check(libc::setuid(BUILD_UID))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,340 @@
+//! Realising derivation graphs in the sandbox. Derivations are instantiated by Nix 2.8 into a chroot store
+//! (`nix-instantiate --store ROOT`), their builder is Debian's static busybox added to that store, and rixos
+//! builds them there; Nix then checks the result.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// A chroot store and a folder of Nix expressions whose `bb` is a directory holding busybox.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("bb")).unwrap();
+        // In a directory, so the builder's file name stays "busybox" and busybox treats argv[1] as the applet.
+        fs::copy("/bin/busybox", dir.path().join("bb/busybox"))
+            .expect("static busybox (run scripts/setup)");
+        Fixture { dir }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Writes `body` (where `mk name script extraAttrs` makes a busybox derivation) and instantiates it.
+    fn instantiate(&self, file: &str, body: &str) -> String {
+        let expr = self.dir.path().join(file);
+        let prelude = "let bb = \"${./bb}/busybox\"; \
+                       mk = name: script: attrs: derivation ({ inherit name; system = \"x86_64-linux\"; \
+                       builder = bb; args = [ \"sh\" \"-c\" \"b=${bb}; ${script}\" ]; } // attrs); in ";
+        fs::write(&expr, format!("{prelude}{body}")).unwrap();
+        let out = Command::new("nix-instantiate")
+            .arg("--store")
+            .arg(self.root())
+            .arg(&expr)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nix-instantiate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn rixos(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rixos"))
+            .arg("--store")
+            .arg(self.root())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn realise(&self, drv: &str) -> String {
+        let out = self.rixos(&["store", "realise", drv]);
+        assert!(
+            out.status.success(),
+            "realise failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn real(&self, store_path: &str) -> PathBuf {
+        self.root().join(store_path.trim_start_matches('/'))
+    }
+
+    fn nix_verify_is_clean(&self) {
+        let out = Command::new("nix-store")
+            .arg("--store")
+            .arg(self.root())
+            .args(["--verify", "--check-contents"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            let benign = line.contains("'nixbld'")
+                || line.starts_with("reading the Nix")
+                || line.starts_with("checking ");
+            assert!(benign, "nix-store --verify --check-contents: {line}");
+        }
+    }
+}
+
+const GRAPH: &str = "let \
+    a = mk \"a\" \"$b mkdir -p $out; echo hello-from-a > $out/greeting; $b ln -s greeting $out/link\" {}; \
+    b = mk \"b\" \"$b mkdir $out; echo uses-$a > $out/ref; $b cat $a/greeting > $out/copy\" { inherit a; }; \
+    in b";
+
+#[test]
+fn a_graph_builds_in_order_and_nix_agrees_with_the_result() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate("graph.nix", GRAPH);
+    let first = fx.rixos(&["store", "realise", &drv]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(said.matches("building '").count(), 2, "{said}");
+    let out = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    assert_eq!(
+        fs::read_to_string(fx.real(&out).join("copy")).unwrap(),
+        "hello-from-a\n"
+    );
+
+    let ours = fx.rixos(&["store", "query", "--requisites", &out]).stdout;
+    let theirs = Command::new("nix-store")
+        .arg("--store")
+        .arg(fx.root())
+        .args(["-qR", &out])
+        .output()
+        .unwrap()
+        .stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&theirs)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours).lines().count(),
+        2,
+        "b must reference a"
+    );
+    let deriver = fx.rixos(&["store", "query", "--deriver", &out]).stdout;
+    assert_eq!(String::from_utf8_lossy(&deriver).trim(), drv);
+    fx.nix_verify_is_clean();
+
+    // Valid outputs are reused: nothing is built a second time.
+    let again = fx.rixos(&["store", "realise", &drv]);
+    assert!(again.status.success() && !String::from_utf8_lossy(&again.stderr).contains("building"));
+    assert!(
+        fs::read_dir(fx.root().join("nix/var/nix/builds"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "build dirs left over"
+    );
+}
+
+#[test]
+fn the_sandbox_holds_the_builder_in() {
+    let fx = Fixture::new();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let secret = fx.dir.path().join("host-secret");
+    fs::write(&secret, "do not read").unwrap();
+    let script = format!(
+        "$b mkdir $out; r=$out/report; \
+         if $b nc -w 2 127.0.0.1 {port} < /dev/null; then echo network=open >> $r; else echo network=blocked >> $r; fi; \
+         if $b cat {secret} 2>/dev/null; then echo host-file=read >> $r; else echo host-file=invisible >> $r; fi; \
+         if echo x > /escape 2>/dev/null; then echo write-root=allowed >> $r; else echo write-root=denied >> $r; fi; \
+         if echo x > ${{bb}} 2>/dev/null; then echo write-input=allowed >> $r; else echo write-input=denied >> $r; fi; \
+         echo x > /nix/store/stray-file; \
+         echo uid=$($b id -u) pid=$$ home=$HOME path=$PATH top=$NIX_BUILD_TOP tmp=$TMPDIR pwd=$($b pwd) >> $r; \
+         echo hostname=$($b hostname) >> $r; \
+         echo '#!/bin/sh' > $out/suid; $b chmod 4755 $out/suid; $b chmod 2755 $out",
+        secret = secret.display(),
+    );
+    let body = format!("mk \"probe\" \"{}\" {{}}", script.replace('"', "\\\""));
+    let drv = fx.instantiate("probe.nix", &body);
+    let out = fx.realise(&drv);
+    let report = fs::read_to_string(fx.real(&out).join("report")).unwrap();
+    for expected in [
+        "network=blocked",
+        "host-file=invisible",
+        "write-root=denied",
+        "write-input=denied",
+        "uid=30001 pid=1 home=/homeless-shelter path=/path-not-set top=/build tmp=/build pwd=/build",
+        "hostname=localhost",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in the sandbox report:\n{report}"
+        );
+    }
+    assert!(
+        listener.accept().is_err(),
+        "the builder reached the host's loopback"
+    );
+    assert!(
+        !fx.root().join("nix/store/stray-file").exists(),
+        "a write outside the outputs reached the store"
+    );
+    let mode = fs::metadata(fx.real(&out).join("suid"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o555, "setuid survived: {mode:o}");
+    let dir_mode = fs::metadata(fx.real(&out)).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o7777, 0o555, "setgid survived: {dir_mode:o}");
+    fx.nix_verify_is_clean();
+}
+
+#[test]
+fn a_failing_builder_shows_its_log_and_registers_nothing() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate(
+        "fail.nix",
+        "mk \"fails\" \"echo compiling; echo 'error: it broke' >&2; $b mkdir $out; exit 3\" {}",
+    );
+    let out = fx.rixos(&["store", "realise", &drv]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("failed with exit status: 3"), "{said}");
+    assert!(
+        said.contains("  | compiling") && said.contains("  | error: it broke"),
+        "{said}"
+    );
+    assert!(
+        said.contains("full log: ") && said.contains("-fails.drv.log"),
+        "{said}"
+    );
+    let listed = fs::read_dir(fx.root().join("nix/store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap());
+    assert!(
+        !listed.into_iter().any(|n| n.ends_with("-fails")),
+        "a failed build left its output in the store"
+    );
+}
+
+#[test]
+fn a_fixed_output_hash_mismatch_names_both_hashes_and_registers_nothing() {
+    let fx = Fixture::new();
+    // sha256 of "hello"; the builder writes "hullo".
+    let body = "mk \"fo\" \"printf hullo > $out\" { outputHashAlgo = \"sha256\"; \
+                outputHash = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"; }";
+    let drv = fx.instantiate("fo.nix", body);
+    let out = fx.rixos(&["store", "realise", &drv]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("hash mismatch in fixed-output derivation"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "specified: sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("got:       sha256:"), "{said}");
+    assert!(
+        !fx.real("/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo")
+            .exists()
+    );
+
+    // The right bytes give Nix's path for this fixed output.
+    let good = "mk \"fo\" \"printf hello > $out\" { outputHashAlgo = \"sha256\"; \
+                outputHash = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"; }";
+    let drv = fx.instantiate("fo-good.nix", good);
+    assert_eq!(
+        fx.realise(&drv),
+        "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo"
+    );
+    fx.nix_verify_is_clean();
+}
+
+#[test]
+fn a_build_killed_midway_is_rebuilt_cleanly() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate(
+        "slow.nix",
+        "mk \"slow\" \"$b mkdir $out; echo part > $out/a; $b sleep 2; echo done > $out/b\" {}",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rixos"))
+        .arg("--store")
+        .arg(fx.root())
+        .args(["store", "realise", &drv])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let out = fx.realise(&drv);
+    assert_eq!(
+        fs::read_to_string(fx.real(&out).join("b")).unwrap(),
+        "done\n"
+    );
+    let verify = fx.rixos(&["store", "verify", "--check-contents"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    fx.nix_verify_is_clean();
+}
+
+#[test]
+fn two_realisations_at_once_build_once() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate("once.nix", "mk \"once\" \"$b sleep 1; $b mkdir $out\" {}");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_rixos"))
+            .arg("--store")
+            .arg(fx.root())
+            .args(["store", "realise", &drv])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (one, two) = (start(), start());
+    let (one, two) = (
+        one.wait_with_output().unwrap(),
+        two.wait_with_output().unwrap(),
+    );
+    assert!(one.status.success() && two.status.success());
+    assert_eq!(one.stdout, two.stdout);
+    let builds = [&one, &two]
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stderr).contains("building"))
+        .count();
+    assert_eq!(builds, 1, "the output was built {builds} times");
+}
+
+#[test]
+fn realising_something_not_in_the_store_is_a_clear_error() {
+    let fx = Fixture::new();
+    let _ = fx.instantiate("graph.nix", GRAPH);
+    let missing = "/nix/store/00000000000000000000000000000000-missing.drv";
+    let out = fx.rixos(&["store", "realise", missing]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("{missing} is not a valid path"))
+    );
+}
