@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::db::PathInfo;
 use super::derivation::Derivation;
 use super::hash::{hex, nix32_encode};
-use super::local::{LocalStore, canonicalise, remove_tree};
+use super::local::{LocalStore, canonicalise, now, remove_tree};
 use super::nar;
 use super::path::{STORE_DIR, StorePath};
 
@@ -213,12 +213,6 @@ fn output_paths(drv: &Derivation) -> Result<BTreeMap<String, StorePath>> {
         .iter()
         .map(|(name, out)| Ok((name.clone(), StorePath::parse(&out.path)?)))
         .collect()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn log_tail(log: &Path) -> String {

@@ -140,6 +140,57 @@ impl LocalStore {
         added.with_context(|| format!("adding {} to the store", source.display()))
     }
 
+    /// Writes a text file into the store like `builtins.toFile`: a `text` path over its contents and
+    /// references, which must be valid already.
+    pub fn add_text(
+        &mut self,
+        name: &str,
+        contents: &[u8],
+        references: &[StorePath],
+    ) -> Result<StorePath> {
+        let digest = super::hash::sha256(contents);
+        let path = super::path::text_path(name, &digest, references)?;
+        for reference in references {
+            if !self.db.is_valid(reference)? {
+                bail!("{path} would refer to {reference}, which is not valid in this store");
+            }
+        }
+        if self.db.is_valid(&path)? {
+            return Ok(path);
+        }
+        let staging = self.store_dir().join(format!(
+            "{STAGING_PREFIX}{}-{}",
+            std::process::id(),
+            STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| -> Result<()> {
+            fs::write(&staging, contents)
+                .with_context(|| format!("writing {}", staging.display()))?;
+            canonicalise(&staging)?;
+            let (nar_digest, size) = nar::hash_path(&staging)?;
+            let target = self.real_path(&path);
+            if target.symlink_metadata().is_ok() {
+                remove_tree(&target)?;
+            }
+            fs::rename(&staging, &target)?;
+            self.db.register(&[PathInfo {
+                path: path.clone(),
+                nar_hash: format!("sha256:{}", hex(&nar_digest)),
+                nar_size: size,
+                registration_time: now(),
+                deriver: None,
+                references: references.to_vec(),
+                ca: Some(format!("text:sha256:{}", nix32_encode(&digest))),
+            }])?;
+            Ok(())
+        })();
+        if written.is_err() {
+            let _ = remove_tree(&staging);
+        }
+        written.with_context(|| format!("adding the text file {name} to the store"))?;
+        Ok(path)
+    }
+
     /// One pass over the source: its NAR is hashed while it is restored into `staging`.
     fn copy_and_hash(&self, source: &Path, staging: &Path) -> Result<([u8; 32], u64)> {
         let (reader, writer) = io::pipe()?;
@@ -186,9 +237,7 @@ impl LocalStore {
             path: path.clone(),
             nar_hash: format!("sha256:{}", hex(digest)),
             nar_size: size,
-            registration_time: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            registration_time: now(),
             deriver: None,
             references: Vec::new(),
             ca,
@@ -266,6 +315,12 @@ impl LocalStore {
         }
         Ok(problems)
     }
+}
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 struct HashingReader<R> {

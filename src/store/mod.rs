@@ -10,3 +10,4 @@ pub mod hash;
 pub mod local;
 pub mod nar;
 pub mod path;
+pub mod profile;
