@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod gc;
 mod store;
 
 /// Build, install and convert Linux systems the NixOS way.
@@ -29,12 +30,15 @@ pub enum Command {
     /// Work with store paths and NAR archives (like nix-store and nix-hash).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Delete old generations (-d, --delete-older-than) and unreachable store paths (like nix-collect-garbage).
+    Gc(gc::GcArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Store(command) => command.run(&cli.store, cli.quiet),
+        Command::Gc(args) => gc::run(&cli.store, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,12 @@ pub enum StoreCommand {
         #[arg(required = true)]
         drvs: Vec<String>,
     },
+    /// Delete store paths that nothing keeps alive (like `nix-store --delete`); a live or referenced path is
+    /// refused.
+    Delete {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Print what the database knows of store paths (like `nix-store --query`).
     Query(QueryArgs),
     /// Check that every valid path exists and, with --check-contents, still has its recorded hash. Prints one
@@ -87,6 +93,14 @@ impl StoreCommand {
                         println!("{path}");
                     }
                 }
+            }
+            StoreCommand::Delete { paths } => {
+                let mut store = LocalStore::open(root)?;
+                let paths: Vec<StorePath> = paths
+                    .iter()
+                    .map(|p| parse_store_path(p, root))
+                    .collect::<Result<_>>()?;
+                super::gc::print_report(&store.delete_checked(&paths)?, false);
             }
             StoreCommand::Query(args) => query(&LocalStore::open(root)?, root, &args)?,
             StoreCommand::Verify { check_contents } => {

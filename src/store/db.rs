@@ -184,6 +184,32 @@ impl Database {
         tx.commit().map_err(sql)
     }
 
+    /// Makes paths invalid in one transaction. Their own references go first; a path still referenced by a
+    /// valid path outside the set makes the whole call fail (the schema's `on delete restrict`).
+    pub fn unregister(&mut self, paths: &[StorePath]) -> Result<(), DbError> {
+        let path = self.path.clone();
+        let sql = |source| DbError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        for doomed in paths {
+            tx.execute(
+                "delete from Refs where referrer = (select id from ValidPaths where path = ?1)",
+                [doomed.to_string()],
+            )
+            .map_err(sql)?;
+        }
+        for doomed in paths {
+            tx.execute(
+                "delete from ValidPaths where path = ?1",
+                [doomed.to_string()],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     pub fn is_valid(&self, path: &StorePath) -> Result<bool, DbError> {
         let found = self
             .conn

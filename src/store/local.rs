@@ -93,7 +93,8 @@ impl LocalStore {
             .join(path.base_name())
     }
 
-    fn store_dir(&self) -> PathBuf {
+    /// The physical store directory, `ROOT/nix/store`.
+    pub(crate) fn store_dir(&self) -> PathBuf {
         self.root.join(STORE_DIR.trim_start_matches('/'))
     }
 

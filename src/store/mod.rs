@@ -6,6 +6,7 @@
 pub mod build;
 pub mod db;
 pub mod derivation;
+pub mod gc;
 pub mod hash;
 pub mod local;
 pub mod nar;

@@ -183,15 +183,20 @@ impl Profile {
         Ok(())
     }
 
-    /// `-d`: deletes every generation but the current one. Returns the deleted numbers.
-    pub fn delete_old(&self) -> Result<Vec<u64>> {
+    /// The generations `-d` deletes: all but the current one.
+    pub fn old_generations(&self) -> Result<Vec<u64>> {
         let current = self.current()?;
-        let doomed: Vec<u64> = self
+        Ok(self
             .generations()?
             .iter()
             .map(|g| g.number)
             .filter(|n| Some(*n) != current)
-            .collect();
+            .collect())
+    }
+
+    /// `-d`: deletes every generation but the current one. Returns the deleted numbers.
+    pub fn delete_old(&self) -> Result<Vec<u64>> {
+        let doomed = self.old_generations()?;
         self.delete_generations(&doomed)?;
         Ok(doomed)
     }
@@ -199,6 +204,13 @@ impl Profile {
     /// `--delete-older-than`: deletes generations made before `now - age`, except the newest of those (it was
     /// the live one at the cutoff) and the current one. Returns the deleted numbers.
     pub fn delete_older_than(&self, age: Duration, now: SystemTime) -> Result<Vec<u64>> {
+        let doomed = self.generations_older_than(age, now)?;
+        self.delete_generations(&doomed)?;
+        Ok(doomed)
+    }
+
+    /// The generations `--delete-older-than` deletes.
+    pub fn generations_older_than(&self, age: Duration, now: SystemTime) -> Result<Vec<u64>> {
         let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
         let current = self.current()?;
         let older: Vec<Generation> = self
@@ -214,7 +226,6 @@ impl Profile {
             .filter(|n| Some(*n) != current)
             .collect();
         doomed.sort_unstable();
-        self.delete_generations(&doomed)?;
         Ok(doomed)
     }
 }

@@ -1,0 +1,310 @@
+//! Garbage collection, following nix-collect-garbage: everything not reachable from a root is deleted.
+//!
+//! Roots: symlinks under `nix/var/nix/gcroots` (direct, or one level indirect as `gcroots/auto` links to
+//! `result` symlinks elsewhere; a stale auto link is removed), the generations under `nix/var/nix/profiles`,
+//! store paths named in `temproots/<pid>` files of running processes, and store paths running processes use
+//! (`/proc/*/exe`, `cwd`, `root`, `fd/*`, `maps`, `environ`). Live = the closure of the roots, plus the
+//! derivations that built live paths and their closures (Nix's keep-derivations default).
+//!
+//! Deletion first unregisters the dead paths in one transaction (referrers before references), then removes
+//! their files, so a crash midway leaves unregistered files, which the store never trusts and the next
+//! collection removes.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::local::{LocalStore, remove_tree};
+use super::path::{STORE_DIR, StorePath};
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Deleted (or, in a dry run, deletable) store paths.
+    pub deleted: Vec<StorePath>,
+    /// Bytes their NARs held.
+    pub freed_bytes: u64,
+}
+
+impl LocalStore {
+    /// The store paths that are roots, each with what makes it one.
+    pub fn roots(&self) -> Result<Vec<(StorePath, String)>> {
+        let mut roots = Vec::new();
+        let state = self.state_dir();
+        for top in [state.join("gcroots"), state.join("profiles")] {
+            self.symlink_roots(&top, &mut roots)?;
+        }
+        self.temporary_roots(&state.join("temproots"), &mut roots)?;
+        self.process_roots(&mut roots)?;
+        roots.sort();
+        roots.dedup();
+        Ok(roots)
+    }
+
+    /// The store path a link target names, if it is one of this store's valid paths.
+    fn valid_store_path(&self, target: &str) -> Result<Option<StorePath>> {
+        let rest = match target.strip_prefix(STORE_DIR) {
+            Some(rest) => rest,
+            None => return Ok(None),
+        };
+        let base = rest
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        match StorePath::from_base_name(base) {
+            Ok(path) if self.db().is_valid(&path)? => Ok(Some(path)),
+            _ => Ok(None),
+        }
+    }
+
+    fn symlink_roots(&self, dir: &Path, roots: &mut Vec<(StorePath, String)>) -> Result<()> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let entry = entry?;
+            let link = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                self.symlink_roots(&link, roots)?;
+                continue;
+            }
+            if !kind.is_symlink() {
+                continue;
+            }
+            let target = fs::read_link(&link)?;
+            let shown = link.display().to_string();
+            if let Some(path) = self.valid_store_path(&target.to_string_lossy())? {
+                roots.push((path, shown));
+                continue;
+            }
+            // Indirect: the link names another link (a `result` somewhere); follow that one level.
+            let absolute = if target.is_absolute() {
+                target.clone()
+            } else {
+                link.parent().unwrap_or(dir).join(&target)
+            };
+            match fs::read_link(&absolute) {
+                Ok(second) => {
+                    if let Some(path) = self.valid_store_path(&second.to_string_lossy())? {
+                        roots.push((path, format!("{shown} -> {}", absolute.display())));
+                    }
+                }
+                Err(_)
+                    if fs::symlink_metadata(&absolute).is_err()
+                        && link.starts_with(self.state_dir().join("gcroots/auto")) =>
+                {
+                    // The `result` link is gone: the auto root is stale.
+                    fs::remove_file(&link)
+                        .with_context(|| format!("removing the stale root {shown}"))?;
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn temporary_roots(&self, dir: &Path, roots: &mut Vec<(StorePath, String)>) -> Result<()> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries {
+            let entry = entry?;
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !Path::new("/proc").join(&pid).exists() {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            let text = fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.split(['\n', '\0']).filter(|l| !l.is_empty()) {
+                if let Some(path) = self.valid_store_path(line)? {
+                    roots.push((path, format!("temporary root of process {pid}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Store paths in use by running processes, found by their names in what /proc shows of each process.
+    fn process_roots(&self, roots: &mut Vec<(StorePath, String)>) -> Result<()> {
+        let Ok(processes) = fs::read_dir("/proc") else {
+            return Ok(());
+        };
+        let own = std::process::id().to_string();
+        for process in processes.flatten() {
+            let pid = process.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == own {
+                continue;
+            }
+            let base = process.path();
+            let mut texts: Vec<Vec<u8>> = Vec::new();
+            for link in ["exe", "cwd", "root"] {
+                if let Ok(target) = fs::read_link(base.join(link)) {
+                    texts.push(target.into_os_string().into_encoded_bytes());
+                }
+            }
+            if let Ok(fds) = fs::read_dir(base.join("fd")) {
+                for fd in fds.flatten() {
+                    if let Ok(target) = fs::read_link(fd.path()) {
+                        texts.push(target.into_os_string().into_encoded_bytes());
+                    }
+                }
+            }
+            for file in ["maps", "environ"] {
+                if let Ok(bytes) = fs::read(base.join(file)) {
+                    texts.push(bytes);
+                }
+            }
+            for text in texts {
+                for path in self.store_paths_in(&text)? {
+                    roots.push((path, format!("in use by process {pid}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Valid store paths named anywhere in `bytes` (also under a chroot store's physical prefix, which ends in
+    /// `/nix/store/` too).
+    fn store_paths_in(&self, bytes: &[u8]) -> Result<Vec<StorePath>> {
+        let needle = format!("{STORE_DIR}/");
+        let mut found = Vec::new();
+        let mut start = 0;
+        while let Some(at) = find(&bytes[start..], needle.as_bytes()) {
+            let begin = start + at + needle.len();
+            let end = bytes[begin..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || b"+-._?=".contains(b)))
+                .map_or(bytes.len(), |p| begin + p);
+            if let Ok(base) = std::str::from_utf8(&bytes[begin..end])
+                && let Ok(path) = StorePath::from_base_name(base)
+                && self.db().is_valid(&path)?
+            {
+                found.push(path);
+            }
+            start = end.max(begin);
+        }
+        Ok(found)
+    }
+
+    /// Everything that must stay: the roots' closure and, for each live path, its deriver's closure.
+    pub fn live_paths(&self) -> Result<BTreeSet<StorePath>> {
+        let roots: Vec<StorePath> = self.roots()?.into_iter().map(|(path, _)| path).collect();
+        let mut live: BTreeSet<StorePath> = self.requisites(&roots)?.into_iter().collect();
+        loop {
+            let mut derivers = Vec::new();
+            for path in &live {
+                if let Some(info) = self.db().info(path)?
+                    && let Some(deriver) = info.deriver
+                    && !live.contains(&deriver)
+                    && self.db().is_valid(&deriver)?
+                {
+                    derivers.push(deriver);
+                }
+            }
+            if derivers.is_empty() {
+                return Ok(live);
+            }
+            live.extend(self.requisites(&derivers)?);
+        }
+    }
+
+    /// Deletes every valid path that is not live (or only reports them with `dry_run`), then removes files in
+    /// the store directory that are not registered at all.
+    pub fn collect_garbage(&mut self, dry_run: bool) -> Result<GcReport> {
+        let live = self.live_paths()?;
+        let dead: Vec<StorePath> = self
+            .db()
+            .all_paths()?
+            .into_iter()
+            .filter(|p| !live.contains(p))
+            .collect();
+        self.delete_paths(&dead, dry_run)
+    }
+
+    /// `store delete`: deletes `paths`, refusing any that is still alive (a root or reachable from one) or
+    /// still referenced by a path that stays.
+    pub fn delete_checked(&mut self, paths: &[StorePath]) -> Result<GcReport> {
+        let live = self.live_paths()?;
+        let doomed: BTreeSet<&StorePath> = paths.iter().collect();
+        for path in paths {
+            if !self.db().is_valid(path)? {
+                anyhow::bail!("{path} is not valid in this store");
+            }
+            if live.contains(path) {
+                anyhow::bail!(
+                    "cannot delete path '{path}' since it is still alive (see `rixos gc --dry-run` for roots)"
+                );
+            }
+            for referrer in self.db().referrers(path)? {
+                if &referrer != path && !doomed.contains(&referrer) {
+                    anyhow::bail!("cannot delete path '{path}': {referrer} still refers to it");
+                }
+            }
+        }
+        self.delete_paths(paths, false)
+    }
+
+    fn delete_paths(&mut self, dead: &[StorePath], dry_run: bool) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        for path in dead {
+            if let Some(info) = self.db().info(path)? {
+                report.freed_bytes += info.nar_size;
+            }
+        }
+        report.deleted = dead.to_vec();
+        if dry_run {
+            return Ok(report);
+        }
+        self.db_mut().unregister(dead)?;
+        for path in dead {
+            let real = self.real_path(path);
+            remove_tree(&real).with_context(|| format!("deleting {}", real.display()))?;
+            let _ = fs::remove_file(real.with_extension("lock"));
+        }
+        self.remove_unregistered()?;
+        Ok(report)
+    }
+
+    /// Removes entries of the store directory that are not valid paths (left by a crash between unregistering
+    /// and deleting, or between moving into place and registering). Dot files (staging, in use) are left.
+    fn remove_unregistered(&self) -> Result<()> {
+        for entry in fs::read_dir(self.store_dir())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.ends_with(".lock") {
+                continue;
+            }
+            let registered = match StorePath::from_base_name(&name) {
+                Ok(path) => self.db().is_valid(&path)?,
+                Err(_) => false,
+            };
+            if !registered && !is_locked(&entry.path().with_extension("lock")) {
+                remove_tree(&entry.path())
+                    .with_context(|| format!("deleting {}", entry.path().display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True while another process holds the lock of a path being built (see `build.rs`).
+fn is_locked(lock: &Path) -> bool {
+    let Ok(file) = fs::File::open(lock) else {
+        return false;
+    };
+    // SAFETY: flock on a descriptor we own; the lock, if taken, goes with the file.
+    let rc = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
+    rc != 0
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
