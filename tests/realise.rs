@@ -338,3 +338,83 @@ fn realising_something_not_in_the_store_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr).contains(&format!("{missing} is not a valid path"))
     );
 }
+
+/// Serves `/good` ("hello") and `/bad` ("hullo", as a tampered mirror would) on loopback until the test ends.
+fn serve_hello() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 2048];
+            let n = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+            let body = if String::from_utf8_lossy(&request[..n]).starts_with("GET /good ") {
+                "hello"
+            } else {
+                "hullo"
+            };
+            let reply =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{body}");
+            let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+        }
+    });
+    port
+}
+
+fn fetchurl(name: &str, url: &str) -> String {
+    format!(
+        "derivation {{ name = \"{name}\"; system = \"builtin\"; builder = \"builtin:fetchurl\"; url = \"{url}\"; \
+         outputHashMode = \"flat\"; outputHashAlgo = \"sha256\"; \
+         outputHash = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"; }}"
+    )
+}
+
+#[test]
+fn builtin_fetchurl_downloads_and_refuses_a_tampered_file() {
+    let fx = Fixture::new();
+    let port = serve_hello();
+    let good = fx.instantiate(
+        "good.nix",
+        &fetchurl("fo", &format!("http://127.0.0.1:{port}/good")),
+    );
+    let out = fx.realise(&good);
+    // Nix's path for a flat sha256 fixed output of "hello" named fo (nix-formats.md).
+    assert_eq!(out, "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo");
+    assert_eq!(fs::read_to_string(fx.real(&out)).unwrap(), "hello");
+
+    let bad = fx.instantiate(
+        "bad.nix",
+        &fetchurl("fo-bad", &format!("http://127.0.0.1:{port}/bad")),
+    );
+    let output = fx.rixos(&["store", "realise", &bad]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        said.contains("hash mismatch in fixed-output derivation"),
+        "{said}"
+    );
+    let listed: Vec<String> = fs::read_dir(fx.root().join("nix/store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !listed.iter().any(|n| n.ends_with("-fo-bad")),
+        "the tampered download reached the store: {listed:?}"
+    );
+    fx.nix_verify_is_clean();
+}
+
+#[test]
+fn a_derivation_for_another_platform_is_refused() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate(
+        "arm.nix",
+        "mk \"arm\" \"$b mkdir $out\" { system = \"aarch64-linux\"; }",
+    );
+    let output = fx.rixos(&["store", "realise", &drv]);
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("is for the platform \"aarch64-linux\""),
+        "{said}"
+    );
+}

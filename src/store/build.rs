@@ -145,16 +145,21 @@ impl LocalStore {
         ] {
             env.insert(key.to_string(), value.to_string());
         }
-        let network = drv.fixed_output().is_some();
-        let status = sandbox.run(&drv.builder, &drv.args, &env, log, network)?;
-        if !status.success() {
-            bail!(
-                "builder for '{drv_path}' failed with {status}; last log lines:\n{}\nfull log: {}",
-                log_tail(&log_path),
-                log_path.display()
-            );
+        let store_dir = sandbox.root.join(STORE_DIR.trim_start_matches('/'));
+        if drv.builder.starts_with("builtin:") {
+            run_builtin(drv_path, drv, outputs, &store_dir)?;
+        } else {
+            check_platform(drv_path, drv)?;
+            let network = drv.fixed_output().is_some();
+            let status = sandbox.run(&drv.builder, &drv.args, &env, log, network)?;
+            if !status.success() {
+                bail!(
+                    "builder for '{drv_path}' failed with {status}; last log lines:\n{}\nfull log: {}",
+                    log_tail(&log_path),
+                    log_path.display()
+                );
+            }
         }
-
         // Check, scan, canonicalise and move every output; register them together.
         let mut candidates: Vec<StorePath> = closure.to_vec();
         candidates.extend(outputs.values().cloned());
@@ -205,6 +210,68 @@ impl LocalStore {
             .join("log/drvs")
             .join(format!("{}.log", drv_path.base_name()))
     }
+}
+
+/// Builds only for the platforms this machine runs, as Nix refuses others.
+fn check_platform(drv_path: &StorePath, drv: &Derivation) -> Result<()> {
+    if !["x86_64-linux", "i686-linux"].contains(&drv.system.as_str()) {
+        bail!(
+            "{drv_path} is for the platform {:?}, but this machine builds x86_64-linux (and i686-linux)",
+            drv.system
+        );
+    }
+    Ok(())
+}
+
+/// Builders rixos runs itself, outside the sandbox, as Nix does: their results are checked all the same.
+fn run_builtin(
+    drv_path: &StorePath,
+    drv: &Derivation,
+    outputs: &BTreeMap<String, StorePath>,
+    store_dir: &Path,
+) -> Result<()> {
+    match drv.builder.as_str() {
+        "builtin:fetchurl" => {
+            let out = outputs
+                .get("out")
+                .with_context(|| format!("{drv_path}: builtin:fetchurl needs an output 'out'"))?;
+            if drv.fixed_output().is_none() {
+                bail!("{drv_path}: builtin:fetchurl is only allowed in fixed-output derivations");
+            }
+            if drv.env.get("unpack").is_some_and(|v| v == "1") {
+                bail!("{drv_path}: builtin:fetchurl with unpack = true is not supported yet");
+            }
+            let url = drv
+                .env
+                .get("url")
+                .with_context(|| format!("{drv_path}: builtin:fetchurl needs 'url'"))?;
+            let target = store_dir.join(out.base_name());
+            fetch_url(url, &target).with_context(|| format!("downloading {url} for {drv_path}"))?;
+            if drv.env.get("executable").is_some_and(|v| v == "1") {
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
+            }
+            Ok(())
+        }
+        other => {
+            bail!("{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl)")
+        }
+    }
+}
+
+/// Downloads `url` (http, https or file) to `target`, streaming.
+fn fetch_url(url: &str, target: &Path) -> Result<()> {
+    let mut file =
+        File::create(target).with_context(|| format!("creating {}", target.display()))?;
+    if let Some(path) = url.strip_prefix("file://") {
+        let mut source = File::open(path).with_context(|| format!("opening {path}"))?;
+        std::io::copy(&mut source, &mut file)?;
+        return Ok(());
+    }
+    let response = ureq::get(url).call()?;
+    let mut reader = response.into_body().into_reader();
+    std::io::copy(&mut reader, &mut file)?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// The output paths a derivation declares.
