@@ -418,3 +418,50 @@ fn a_derivation_for_another_platform_is_refused() {
         "{said}"
     );
 }
+
+#[test]
+fn builtin_buildenv_makes_a_profile_of_packages() {
+    let fx = Fixture::new();
+    let body = "let \
+        a = mk \"a\" \"$b mkdir -p $out/bin $out/share/a; echo a > $out/bin/tool-a; echo a > $out/share/a/doc\" {}; \
+        c = mk \"c\" \"$b mkdir -p $out/bin; echo c > $out/bin/tool-c\" {}; \
+        in derivation { name = \"user-environment\"; system = \"builtin\"; builder = \"builtin:buildenv\"; \
+             manifest = builtins.toFile \"manifest.nix\" \"[ ]\"; \
+             derivations = [ \"true\" 5 1 a \"true\" 5 1 c ]; }";
+    let drv = fx.instantiate("env.nix", body);
+    let out = fx.realise(&drv);
+    let env = fx.real(&out);
+    for (link, package, file) in [
+        ("bin/tool-a", "-a", "bin/tool-a"),
+        ("bin/tool-c", "-c", "bin/tool-c"),
+        ("share", "-a", "share"),
+    ] {
+        let target = fs::read_link(env.join(link))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            target.starts_with("/nix/store/") && target.ends_with(&format!("{package}/{file}")),
+            "{link} -> {target}"
+        );
+    }
+    assert!(
+        fs::symlink_metadata(env.join("bin")).unwrap().is_dir(),
+        "bin is shared, so a real directory"
+    );
+    assert!(
+        fs::read_link(env.join("manifest.nix"))
+            .unwrap()
+            .to_string_lossy()
+            .ends_with("-manifest.nix")
+    );
+    // The links make the profile refer to both packages and the manifest.
+    let references = fx.rixos(&["store", "query", "--references", &out]).stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&references).lines().count(),
+        3,
+        "{}",
+        String::from_utf8_lossy(&references)
+    );
+    fx.nix_verify_is_clean();
+}

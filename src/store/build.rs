@@ -147,7 +147,8 @@ impl LocalStore {
         }
         let store_dir = sandbox.root.join(STORE_DIR.trim_start_matches('/'));
         if drv.builder.starts_with("builtin:") {
-            run_builtin(drv_path, drv, outputs, &store_dir)?;
+            let real = |logical: &str| self.real_path_of(logical);
+            run_builtin(drv_path, drv, outputs, &store_dir, &real)?;
         } else {
             check_platform(drv_path, drv)?;
             let network = drv.fixed_output().is_some();
@@ -229,8 +230,24 @@ fn run_builtin(
     drv: &Derivation,
     outputs: &BTreeMap<String, StorePath>,
     store_dir: &Path,
+    real: &dyn Fn(&str) -> PathBuf,
 ) -> Result<()> {
+    let out = outputs
+        .get("out")
+        .with_context(|| format!("{drv_path}: {} needs an output 'out'", drv.builder))?;
     match drv.builder.as_str() {
+        "builtin:buildenv" => {
+            let target = store_dir.join(out.base_name());
+            let packages = super::buildenv::parse_packages(
+                drv.env.get("derivations").map_or("", String::as_str),
+            )?;
+            super::buildenv::build_profile(&target, packages, real)
+                .with_context(|| format!("building {drv_path}"))?;
+            if let Some(manifest) = drv.env.get("manifest").filter(|m| !m.is_empty()) {
+                std::os::unix::fs::symlink(manifest, target.join("manifest.nix"))?;
+            }
+            Ok(())
+        }
         "builtin:fetchurl" => {
             let out = outputs
                 .get("out")
@@ -253,7 +270,9 @@ fn run_builtin(
             Ok(())
         }
         other => {
-            bail!("{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl)")
+            bail!(
+                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl and builtin:buildenv)"
+            )
         }
     }
 }

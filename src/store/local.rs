@@ -93,6 +93,14 @@ impl LocalStore {
             .join(path.base_name())
     }
 
+    /// Where a logical path (`/nix/store/<name>/...`) is on disk.
+    pub fn real_path_of(&self, logical: &str) -> PathBuf {
+        match logical.strip_prefix(STORE_DIR) {
+            Some(rest) => self.store_dir().join(rest.trim_start_matches('/')),
+            None => PathBuf::from(logical),
+        }
+    }
+
     /// The physical store directory, `ROOT/nix/store`.
     pub(crate) fn store_dir(&self) -> PathBuf {
         self.root.join(STORE_DIR.trim_start_matches('/'))

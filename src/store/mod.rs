@@ -4,6 +4,7 @@
 //! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
 
 pub mod build;
+pub mod buildenv;
 pub mod db;
 pub mod derivation;
 pub mod gc;
