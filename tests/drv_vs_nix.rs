@@ -7,11 +7,7 @@ use std::process::Command;
 
 use rixos::store::derivation::{Derivation, DerivationError};
 
-fn modulo_of(
-    store: &Path,
-    drv_path: &str,
-    cache: &mut HashMap<String, [u8; 32]>,
-) -> Result<[u8; 32], DerivationError> {
+fn modulo_of(store: &Path, drv_path: &str, cache: &mut HashMap<String, [u8; 32]>) -> Result<[u8; 32], DerivationError> {
     if let Some(hash) = cache.get(drv_path) {
         return Ok(*hash);
     }
@@ -34,11 +30,7 @@ fn derivations_from_nix_instantiate_round_trip_and_get_the_same_paths() {
         .arg(&expr)
         .output()
         .expect("nix-instantiate (Nix 2.8 from nix-bin: run scripts/setup)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let top_level = String::from_utf8(output.stdout).unwrap();
     assert_eq!(top_level.lines().count(), 7, "{top_level}");
 
@@ -53,11 +45,7 @@ fn derivations_from_nix_instantiate_round_trip_and_get_the_same_paths() {
         }
         let text = std::fs::read_to_string(&file).unwrap();
         let drv = Derivation::parse(&text, &base).unwrap();
-        assert_eq!(
-            drv.to_aterm(),
-            text,
-            "{base} does not print back to the same bytes"
-        );
+        assert_eq!(drv.to_aterm(), text, "{base} does not print back to the same bytes");
         assert_eq!(
             drv.drv_path().unwrap().to_string(),
             format!("/nix/store/{base}"),

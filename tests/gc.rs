@@ -25,10 +25,7 @@ fn real(root: &Path, path: &StorePath) -> PathBuf {
 fn deleted(output: &Output, verb: &str) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter_map(|l| {
-            l.strip_prefix(&format!("{verb} '"))
-                .and_then(|l| l.strip_suffix('\''))
-        })
+        .filter_map(|l| l.strip_prefix(&format!("{verb} '")).and_then(|l| l.strip_suffix('\'')))
         .map(str::to_string)
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -40,8 +37,7 @@ fn every_kind_of_root_keeps_its_closure_and_the_rest_is_collected() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     let mut store = LocalStore::open(&root).unwrap();
-    let mut add =
-        |name: &str, refs: &[StorePath]| store.add_text(name, name.as_bytes(), refs).unwrap();
+    let mut add = |name: &str, refs: &[StorePath]| store.add_text(name, name.as_bytes(), refs).unwrap();
     let lib = add("lib", &[]);
     let app = add("app", std::slice::from_ref(&lib));
     let indirect = add("indirect", &[]);
@@ -77,22 +73,11 @@ fn every_kind_of_root_keeps_its_closure_and_the_rest_is_collected() {
     fs::create_dir(root.join("nix/store/00000000000000000000000000000000-unregistered")).unwrap();
 
     let dry = rixos(&root, &["gc", "--dry-run"]);
-    assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
-    let mut expected = vec![
-        garbage.to_string(),
-        garbage_dep.to_string(),
-        garbage_top.to_string(),
-    ];
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    let mut expected = vec![garbage.to_string(), garbage_dep.to_string(), garbage_top.to_string()];
     expected.sort();
     assert_eq!(deleted(&dry, "would delete"), expected);
-    assert!(
-        real(&root, &garbage).exists(),
-        "a dry run deleted something"
-    );
+    assert!(real(&root, &garbage).exists(), "a dry run deleted something");
 
     let collected = rixos(&root, &["gc"]);
     assert!(
@@ -128,11 +113,7 @@ fn every_kind_of_root_keeps_its_closure_and_the_rest_is_collected() {
     fs::remove_file(&result).unwrap();
     fs::remove_file(state.join("temproots").join(std::process::id().to_string())).unwrap();
     let second = rixos(&root, &["gc", "-d"]);
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     assert!(String::from_utf8_lossy(&second.stdout).contains("removing profile version 1 of"));
     let mut expected = vec![
         indirect.to_string(),
@@ -142,18 +123,11 @@ fn every_kind_of_root_keeps_its_closure_and_the_rest_is_collected() {
     ];
     expected.sort();
     assert_eq!(deleted(&second, "deleting"), expected);
-    assert!(
-        !state.join("gcroots/auto/0123").exists(),
-        "the stale auto root stayed"
-    );
+    assert!(!state.join("gcroots/auto/0123").exists(), "the stale auto root stayed");
     assert!(real(&root, &new_generation).exists() && real(&root, &app).exists());
     assert_eq!(profile.current().unwrap(), Some(newest));
     let verify = rixos(&root, &["store", "verify", "--check-contents"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
 }
 
 #[test]
@@ -162,9 +136,7 @@ fn store_delete_refuses_live_and_referenced_paths() {
     let root = dir.path().join("store");
     let mut store = LocalStore::open(&root).unwrap();
     let base = store.add_text("base", b"base", &[]).unwrap();
-    let top = store
-        .add_text("top", b"top", std::slice::from_ref(&base))
-        .unwrap();
+    let top = store.add_text("top", b"top", std::slice::from_ref(&base)).unwrap();
     let rooted = store.add_text("rooted", b"rooted", &[]).unwrap();
     drop(store);
     symlink(rooted.to_string(), root.join("nix/var/nix/gcroots/r")).unwrap();
@@ -175,22 +147,9 @@ fn store_delete_refuses_live_and_referenced_paths() {
 
     let referenced = rixos(&root, &["store", "delete", &base.to_string()]);
     assert!(!referenced.status.success());
-    assert!(
-        String::from_utf8_lossy(&referenced.stderr).contains(&format!("{top} still refers to it"))
-    );
+    assert!(String::from_utf8_lossy(&referenced.stderr).contains(&format!("{top} still refers to it")));
 
-    let both = rixos(
-        &root,
-        &["store", "delete", &top.to_string(), &base.to_string()],
-    );
-    assert!(
-        both.status.success(),
-        "{}",
-        String::from_utf8_lossy(&both.stderr)
-    );
-    assert!(
-        !real(&root, &top).exists()
-            && !real(&root, &base).exists()
-            && real(&root, &rooted).exists()
-    );
+    let both = rixos(&root, &["store", "delete", &top.to_string(), &base.to_string()]);
+    assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
+    assert!(!real(&root, &top).exists() && !real(&root, &base).exists() && real(&root, &rooted).exists());
 }

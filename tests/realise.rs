@@ -19,8 +19,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("bb")).unwrap();
         // In a directory, so the builder's file name stays "busybox" and busybox treats argv[1] as the applet.
-        fs::copy("/bin/busybox", dir.path().join("bb/busybox"))
-            .expect("static busybox (run scripts/setup)");
+        fs::copy("/bin/busybox", dir.path().join("bb/busybox")).expect("static busybox (run scripts/setup)");
         Fixture { dir }
     }
 
@@ -81,9 +80,8 @@ impl Fixture {
             .unwrap();
         assert!(out.status.success());
         for line in String::from_utf8_lossy(&out.stderr).lines() {
-            let benign = line.contains("'nixbld'")
-                || line.starts_with("reading the Nix")
-                || line.starts_with("checking ");
+            let benign =
+                line.contains("'nixbld'") || line.starts_with("reading the Nix") || line.starts_with("checking ");
             assert!(benign, "nix-store --verify --check-contents: {line}");
         }
     }
@@ -99,11 +97,7 @@ fn a_graph_builds_in_order_and_nix_agrees_with_the_result() {
     let fx = Fixture::new();
     let drv = fx.instantiate("graph.nix", GRAPH);
     let first = fx.rixos(&["store", "realise", &drv]);
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let said = String::from_utf8_lossy(&first.stderr);
     assert_eq!(said.matches("building '").count(), 2, "{said}");
     let out = String::from_utf8(first.stdout).unwrap().trim().to_string();
@@ -120,15 +114,8 @@ fn a_graph_builds_in_order_and_nix_agrees_with_the_result() {
         .output()
         .unwrap()
         .stdout;
-    assert_eq!(
-        String::from_utf8_lossy(&ours),
-        String::from_utf8_lossy(&theirs)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&ours).lines().count(),
-        2,
-        "b must reference a"
-    );
+    assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
+    assert_eq!(String::from_utf8_lossy(&ours).lines().count(), 2, "b must reference a");
     let deriver = fx.rixos(&["store", "query", "--deriver", &out]).stdout;
     assert_eq!(String::from_utf8_lossy(&deriver).trim(), drv);
     fx.nix_verify_is_clean();
@@ -182,18 +169,12 @@ fn the_sandbox_holds_the_builder_in() {
             "missing {expected:?} in the sandbox report:\n{report}"
         );
     }
-    assert!(
-        listener.accept().is_err(),
-        "the builder reached the host's loopback"
-    );
+    assert!(listener.accept().is_err(), "the builder reached the host's loopback");
     assert!(
         !fx.root().join("nix/store/stray-file").exists(),
         "a write outside the outputs reached the store"
     );
-    let mode = fs::metadata(fx.real(&out).join("suid"))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = fs::metadata(fx.real(&out).join("suid")).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o555, "setuid survived: {mode:o}");
     let dir_mode = fs::metadata(fx.real(&out)).unwrap().permissions().mode();
     assert_eq!(dir_mode & 0o7777, 0o555, "setgid survived: {dir_mode:o}");
@@ -215,10 +196,7 @@ fn a_failing_builder_shows_its_log_and_registers_nothing() {
         said.contains("  | compiling") && said.contains("  | error: it broke"),
         "{said}"
     );
-    assert!(
-        said.contains("full log: ") && said.contains("-fails.drv.log"),
-        "{said}"
-    );
+    assert!(said.contains("full log: ") && said.contains("-fails.drv.log"), "{said}");
     let listed = fs::read_dir(fx.root().join("nix/store"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap());
@@ -238,30 +216,19 @@ fn a_fixed_output_hash_mismatch_names_both_hashes_and_registers_nothing() {
     let out = fx.rixos(&["store", "realise", &drv]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
+    assert!(said.contains("hash mismatch in fixed-output derivation"), "{said}");
     assert!(
-        said.contains("hash mismatch in fixed-output derivation"),
-        "{said}"
-    );
-    assert!(
-        said.contains(
-            "specified: sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        ),
+        said.contains("specified: sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
         "{said}"
     );
     assert!(said.contains("got:       sha256:"), "{said}");
-    assert!(
-        !fx.real("/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo")
-            .exists()
-    );
+    assert!(!fx.real("/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo").exists());
 
     // The right bytes give Nix's path for this fixed output.
     let good = "mk \"fo\" \"printf hello > $out\" { outputHashAlgo = \"sha256\"; \
                 outputHash = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"; }";
     let drv = fx.instantiate("fo-good.nix", good);
-    assert_eq!(
-        fx.realise(&drv),
-        "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo"
-    );
+    assert_eq!(fx.realise(&drv), "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo");
     fx.nix_verify_is_clean();
 }
 
@@ -286,16 +253,9 @@ fn a_build_killed_midway_is_rebuilt_cleanly() {
     std::thread::sleep(Duration::from_millis(200));
 
     let out = fx.realise(&drv);
-    assert_eq!(
-        fs::read_to_string(fx.real(&out).join("b")).unwrap(),
-        "done\n"
-    );
+    assert_eq!(fs::read_to_string(fx.real(&out).join("b")).unwrap(), "done\n");
     let verify = fx.rixos(&["store", "verify", "--check-contents"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
     fx.nix_verify_is_clean();
 }
 
@@ -314,10 +274,7 @@ fn two_realisations_at_once_build_once() {
             .unwrap()
     };
     let (one, two) = (start(), start());
-    let (one, two) = (
-        one.wait_with_output().unwrap(),
-        two.wait_with_output().unwrap(),
-    );
+    let (one, two) = (one.wait_with_output().unwrap(), two.wait_with_output().unwrap());
     assert!(one.status.success() && two.status.success());
     assert_eq!(one.stdout, two.stdout);
     let builds = [&one, &two]
@@ -334,9 +291,7 @@ fn realising_something_not_in_the_store_is_a_clear_error() {
     let missing = "/nix/store/00000000000000000000000000000000-missing.drv";
     let out = fx.rixos(&["store", "realise", missing]);
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("{missing} is not a valid path"))
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{missing} is not a valid path")));
 }
 
 /// Serves `/good` ("hello") and `/bad` ("hullo", as a tampered mirror would) on loopback until the test ends.
@@ -352,8 +307,7 @@ fn serve_hello() -> u16 {
             } else {
                 "hullo"
             };
-            let reply =
-                format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{body}");
+            let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{body}");
             let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
         }
     });
@@ -372,26 +326,17 @@ fn fetchurl(name: &str, url: &str) -> String {
 fn builtin_fetchurl_downloads_and_refuses_a_tampered_file() {
     let fx = Fixture::new();
     let port = serve_hello();
-    let good = fx.instantiate(
-        "good.nix",
-        &fetchurl("fo", &format!("http://127.0.0.1:{port}/good")),
-    );
+    let good = fx.instantiate("good.nix", &fetchurl("fo", &format!("http://127.0.0.1:{port}/good")));
     let out = fx.realise(&good);
     // Nix's path for a flat sha256 fixed output of "hello" named fo (nix-formats.md).
     assert_eq!(out, "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo");
     assert_eq!(fs::read_to_string(fx.real(&out)).unwrap(), "hello");
 
-    let bad = fx.instantiate(
-        "bad.nix",
-        &fetchurl("fo-bad", &format!("http://127.0.0.1:{port}/bad")),
-    );
+    let bad = fx.instantiate("bad.nix", &fetchurl("fo-bad", &format!("http://127.0.0.1:{port}/bad")));
     let output = fx.rixos(&["store", "realise", &bad]);
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(
-        said.contains("hash mismatch in fixed-output derivation"),
-        "{said}"
-    );
+    assert!(said.contains("hash mismatch in fixed-output derivation"), "{said}");
     let listed: Vec<String> = fs::read_dir(fx.root().join("nix/store"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -413,10 +358,7 @@ fn a_derivation_for_another_platform_is_refused() {
     let output = fx.rixos(&["store", "realise", &drv]);
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        said.contains("is for the platform \"aarch64-linux\""),
-        "{said}"
-    );
+    assert!(said.contains("is for the platform \"aarch64-linux\""), "{said}");
 }
 
 #[test]
@@ -436,10 +378,7 @@ fn builtin_buildenv_makes_a_profile_of_packages() {
         ("bin/tool-c", "-c", "bin/tool-c"),
         ("share", "-a", "share"),
     ] {
-        let target = fs::read_link(env.join(link))
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let target = fs::read_link(env.join(link)).unwrap().to_string_lossy().into_owned();
         assert!(
             target.starts_with("/nix/store/") && target.ends_with(&format!("{package}/{file}")),
             "{link} -> {target}"
@@ -464,4 +403,47 @@ fn builtin_buildenv_makes_a_profile_of_packages() {
         String::from_utf8_lossy(&references)
     );
     fx.nix_verify_is_clean();
+}
+
+#[test]
+fn verify_repair_rebuilds_damaged_outputs_and_explains_added_paths() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate("graph.nix", GRAPH);
+    let out = fx.realise(&drv);
+    let a = String::from_utf8(fx.rixos(&["store", "query", "--references", &out]).stdout).unwrap();
+    let a = a.trim().to_string();
+    // Damage: one output edited, the other deleted.
+    let copy = fx.real(&out).join("copy");
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&copy, "tampered").unwrap();
+    fs::remove_dir_all(fx.real(&a)).unwrap();
+
+    let broken = fx.rixos(&["store", "verify", "--check-contents"]);
+    assert!(!broken.status.success());
+    let repaired = fx.rixos(&["store", "verify", "--check-contents", "--repair"]);
+    let said = String::from_utf8_lossy(&repaired.stderr);
+    assert!(repaired.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("repaired {out}")) && said.contains(&format!("repairing '{a}'")),
+        "{said}"
+    );
+    // `a` is repaired either in its own turn or first, as a missing input of `b`.
+    assert!(fx.real(&a).join("greeting").exists());
+    assert_eq!(fs::read_to_string(&copy).unwrap(), "hello-from-a\n");
+    fx.nix_verify_is_clean();
+
+    // An added path has no derivation to rebuild it from.
+    let source = fx.dir.path().join("note");
+    fs::write(&source, "original").unwrap();
+    let added = String::from_utf8(fx.rixos(&["store", "add", &source.display().to_string()]).stdout).unwrap();
+    let real_added = fx.real(added.trim());
+    fs::set_permissions(&real_added, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&real_added, "changed").unwrap();
+    let unrepairable = fx.rixos(&["store", "verify", "--check-contents", "--repair"]);
+    let said = String::from_utf8_lossy(&unrepairable.stderr);
+    assert!(!unrepairable.status.success());
+    assert!(
+        said.contains("it was added, not built, so rixos cannot recreate it"),
+        "{said}"
+    );
 }

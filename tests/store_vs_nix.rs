@@ -12,17 +12,11 @@ fn rixos(args: &[&str], stdin: Option<&[u8]>) -> Output {
 
 fn run(command: &mut Command, stdin: Option<&[u8]>) -> Output {
     let mut child = command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!("running {command:?}: {e} (Nix 2.8 comes from nix-bin: run scripts/setup)")
-        });
+        .unwrap_or_else(|e| panic!("running {command:?}: {e} (Nix 2.8 comes from nix-bin: run scripts/setup)"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().unwrap();
         let input = input.to_vec();
@@ -68,9 +62,7 @@ fn corpus(base: &Path) -> Vec<PathBuf> {
         fs::write(p, "#!/bin/sh\necho hi\n").unwrap();
         executable(p);
     });
-    case("dangling-link", &|p| {
-        symlink("/nonexistent/target", p).unwrap()
-    });
+    case("dangling-link", &|p| symlink("/nonexistent/target", p).unwrap());
     case("padding-lengths", &|p| {
         fs::create_dir(p).unwrap();
         for len in 0..17 {
@@ -109,28 +101,17 @@ fn hash_path_dump_and_restore_agree_with_nix() {
         );
         let ours = rixos(&["store", "hash-path", &shown], None);
         let expected = format!("sha256:{}", String::from_utf8_lossy(&theirs.stdout));
-        assert_eq!(
-            String::from_utf8_lossy(&ours.stdout),
-            expected,
-            "hash-path of {shown}"
-        );
+        assert_eq!(String::from_utf8_lossy(&ours.stdout), expected, "hash-path of {shown}");
 
         let their_nar = run(Command::new("nix-store").arg("--dump").arg(&path), None).stdout;
         let our_nar = rixos(&["store", "dump", &shown], None).stdout;
-        assert!(
-            our_nar == their_nar,
-            "dump of {shown} differs from nix-store --dump"
-        );
+        assert!(our_nar == their_nar, "dump of {shown} differs from nix-store --dump");
 
         // Our restore of Nix's archive, dumped again by Nix, gives the same archive.
-        let restored = dir.path().join(format!(
-            "restored-{}",
-            path.file_name().unwrap().to_string_lossy()
-        ));
-        rixos(
-            &["store", "restore", &restored.display().to_string()],
-            Some(&their_nar),
-        );
+        let restored = dir
+            .path()
+            .join(format!("restored-{}", path.file_name().unwrap().to_string_lossy()));
+        rixos(&["store", "restore", &restored.display().to_string()], Some(&their_nar));
         let again = run(Command::new("nix-store").arg("--dump").arg(&restored), None).stdout;
         assert!(
             again == their_nar,
@@ -181,30 +162,17 @@ fn added_paths_match_nix_and_nix_verifies_our_store() {
     let (ours_arg, theirs_arg) = (ours.display().to_string(), theirs.display().to_string());
     for path in corpus(&base) {
         let shown = path.display().to_string();
-        let added =
-            String::from_utf8(rixos(&["--store", &ours_arg, "store", "add", &shown], None).stdout)
-                .unwrap();
+        let added = String::from_utf8(rixos(&["--store", &ours_arg, "store", "add", &shown], None).stdout).unwrap();
         let expected = run(
             Command::new("nix-store").args(["--store", &theirs_arg, "--add", &shown]),
             None,
         )
         .stdout;
-        assert_eq!(
-            added,
-            String::from_utf8(expected).unwrap(),
-            "store add {shown}"
-        );
+        assert_eq!(added, String::from_utf8(expected).unwrap(), "store add {shown}");
         let store_path = added.trim();
 
         let requisites = rixos(
-            &[
-                "--store",
-                &ours_arg,
-                "store",
-                "query",
-                "--requisites",
-                store_path,
-            ],
+            &["--store", &ours_arg, "store", "query", "--requisites", store_path],
             None,
         )
         .stdout;
@@ -220,17 +188,9 @@ fn added_paths_match_nix_and_nix_verifies_our_store() {
         // Canonical as Nix's store requires: mtime 1, read-only modes.
         let real = ours.join(store_path.trim_start_matches('/'));
         let meta = fs::symlink_metadata(&real).unwrap();
-        assert_eq!(
-            std::os::unix::fs::MetadataExt::mtime(&meta),
-            1,
-            "{store_path}"
-        );
+        assert_eq!(std::os::unix::fs::MetadataExt::mtime(&meta), 1, "{store_path}");
         if !meta.file_type().is_symlink() {
-            assert_eq!(
-                meta.permissions().mode() & 0o222,
-                0,
-                "{store_path} is writable"
-            );
+            assert_eq!(meta.permissions().mode() & 0o222, 0, "{store_path} is writable");
         }
     }
     // Adding the same tree again is a no-op that gives the same path.
@@ -260,10 +220,7 @@ fn added_paths_match_nix_and_nix_verifies_our_store() {
             "nix-store --verify --check-contents complained about our store: {line}"
         );
     }
-    rixos(
-        &["--store", &ours_arg, "store", "verify", "--check-contents"],
-        None,
-    );
+    rixos(&["--store", &ours_arg, "store", "verify", "--check-contents"], None);
 }
 
 #[test]
@@ -275,20 +232,8 @@ fn verify_reports_a_tampered_path_and_a_missing_one() {
     fs::write(&a, "one").unwrap();
     fs::write(&b, "two").unwrap();
     let add = |p: &Path| {
-        String::from_utf8(
-            rixos(
-                &[
-                    "--store",
-                    &root_arg,
-                    "store",
-                    "add",
-                    &p.display().to_string(),
-                ],
-                None,
-            )
-            .stdout,
-        )
-        .unwrap()
+        String::from_utf8(rixos(&["--store", &root_arg, "store", "add", &p.display().to_string()], None).stdout)
+            .unwrap()
     };
     let (pa, pb) = (add(&a), add(&b));
     let real_a = root.join(pa.trim().trim_start_matches('/'));
@@ -302,10 +247,7 @@ fn verify_reports_a_tampered_path_and_a_missing_one() {
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(
-        said.contains(&format!(
-            "{} was modified: expected hash sha256:",
-            pa.trim()
-        )),
+        said.contains(&format!("{} was modified: expected hash sha256:", pa.trim())),
         "{said}"
     );
     assert!(

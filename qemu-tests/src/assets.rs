@@ -26,12 +26,8 @@ impl TestKernel {
             .unwrap_or_else(|| PathBuf::from("/var/cache/rixos/test-kernel"));
         let root = base.join("current");
         let only_entry = |dir: &Path, prefix: &str| -> Result<PathBuf> {
-            let entries = std::fs::read_dir(dir).with_context(|| {
-                format!(
-                    "the test kernel is missing: {} ({SETUP_HINT})",
-                    dir.display()
-                )
-            })?;
+            let entries = std::fs::read_dir(dir)
+                .with_context(|| format!("the test kernel is missing: {} ({SETUP_HINT})", dir.display()))?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
@@ -55,10 +51,7 @@ impl TestKernel {
             "{} has no modules.dep ({SETUP_HINT})",
             modules_dir.display()
         );
-        Ok(TestKernel {
-            vmlinuz,
-            modules_dir,
-        })
+        Ok(TestKernel { vmlinuz, modules_dir })
     }
 }
 
@@ -67,12 +60,7 @@ pub fn busybox() -> Result<PathBuf> {
     let path = PathBuf::from("/bin/busybox");
     let mut header = Vec::new();
     std::fs::File::open(&path)
-        .with_context(|| {
-            format!(
-                "{} is missing: install busybox-static ({SETUP_HINT})",
-                path.display()
-            )
-        })?
+        .with_context(|| format!("{} is missing: install busybox-static ({SETUP_HINT})", path.display()))?
         .take(1 << 16)
         .read_to_end(&mut header)?;
     // A dynamically linked busybox (Debian's `busybox`) names its loader; it would not run in a bare initrd.
@@ -156,11 +144,7 @@ impl BusyboxInitrd {
         );
         for module in index.load_order(&self.modules)? {
             let name = module.to_str().context("module path is not UTF-8")?;
-            archive.file_from_host(
-                &format!("modules/{name}"),
-                0o644,
-                &index.root().join(&module),
-            )?;
+            archive.file_from_host(&format!("modules/{name}"), 0o644, &index.root().join(&module))?;
             init.push_str(&format!("insmod /modules/{name}\n"));
         }
         for (file, contents) in &self.files {
@@ -169,8 +153,7 @@ impl BusyboxInitrd {
         init.push_str(&self.script);
         init.push('\n');
         archive.file("init", 0o755, init)?;
-        let out =
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let out = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         archive.write_to(std::io::BufWriter::new(out))?;
         Ok(())
     }
@@ -178,9 +161,7 @@ impl BusyboxInitrd {
 
 /// Converts the binary PPM (P6) QEMU's screendump writes into a PNG.
 pub fn ppm_to_png(ppm: &Path, png_path: &Path) -> Result<()> {
-    let mut reader = BufReader::new(
-        std::fs::File::open(ppm).with_context(|| format!("opening {}", ppm.display()))?,
-    );
+    let mut reader = BufReader::new(std::fs::File::open(ppm).with_context(|| format!("opening {}", ppm.display()))?);
     // Header: magic, width, height, maxval, separated by white space, then one white space byte.
     let mut fields = Vec::new();
     while fields.len() < 4 {
@@ -194,10 +175,7 @@ pub fn ppm_to_png(ppm: &Path, png_path: &Path) -> Result<()> {
         fields.extend(line.split_whitespace().map(str::to_string));
     }
     if fields[0] != "P6" || fields[3] != "255" {
-        bail!(
-            "{}: not an 8-bit binary PPM (header {fields:?})",
-            ppm.display()
-        );
+        bail!("{}: not an 8-bit binary PPM (header {fields:?})", ppm.display());
     }
     let width: u32 = fields[1].parse().context("PPM width")?;
     let height: u32 = fields[2].parse().context("PPM height")?;
@@ -205,8 +183,7 @@ pub fn ppm_to_png(ppm: &Path, png_path: &Path) -> Result<()> {
     reader
         .read_exact(&mut pixels)
         .with_context(|| format!("{}: truncated PPM pixels", ppm.display()))?;
-    let out = std::fs::File::create(png_path)
-        .with_context(|| format!("creating {}", png_path.display()))?;
+    let out = std::fs::File::create(png_path).with_context(|| format!("creating {}", png_path.display()))?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(out), width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
@@ -241,9 +218,6 @@ mod tests {
         let ppm = dir.path().join("a.ppm");
         std::fs::write(&ppm, b"P6\n4 4\n255\nabc").unwrap();
         let err = ppm_to_png(&ppm, &dir.path().join("a.png")).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("truncated PPM pixels"),
-            "{err:#}"
-        );
+        assert!(format!("{err:#}").contains("truncated PPM pixels"), "{err:#}");
     }
 }

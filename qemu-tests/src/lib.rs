@@ -16,6 +16,4 @@ mod machine;
 mod qmp;
 mod serial;
 
-pub use machine::{
-    DirectBoot, Firmware, GuestForward, Machine, MachineBuilder, MachineError, MediumKind,
-};
+pub use machine::{DirectBoot, Firmware, GuestForward, Machine, MachineBuilder, MachineError, MediumKind};

@@ -53,21 +53,14 @@ pub enum MachineError {
         stderr: String,
     },
     #[error("machine {machine}: {source:#}")]
-    Other {
-        machine: String,
-        source: anyhow::Error,
-    },
+    Other { machine: String, source: anyhow::Error },
 }
 
 fn quote(lines: &[String]) -> String {
     if lines.is_empty() {
         return "  | (nothing)".to_string();
     }
-    lines
-        .iter()
-        .map(|l| format!("  | {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    lines.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,12 +201,7 @@ impl MachineBuilder {
         Machine::start(self.clone())
     }
 
-    fn qemu_args(
-        &self,
-        dir: &Path,
-        accel: Accel,
-        host_ports: &[(u16, u16)],
-    ) -> anyhow::Result<Vec<String>> {
+    fn qemu_args(&self, dir: &Path, accel: Accel, host_ports: &[(u16, u16)]) -> anyhow::Result<Vec<String>> {
         let mut args: Vec<String> = vec![
             "-name".into(),
             format!("{PROCESS_MARKER}:{}", self.name),
@@ -244,29 +232,22 @@ impl MachineBuilder {
             ]
             .map(String::from),
         );
-        args.push(format!(
-            "unix:{},server=on,wait=off",
-            dir.join("qmp.sock").display()
-        ));
+        args.push(format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display()));
         if self.no_reboot {
             args.push("-no-reboot".into());
         }
         if self.firmware == Firmware::Uefi {
             let ovmf = Ovmf::find()?;
             let vars = dir.join("OVMF_VARS.fd");
-            std::fs::copy(&ovmf.vars, &vars).with_context(|| {
-                format!("copying the UEFI variable store {}", ovmf.vars.display())
-            })?;
+            std::fs::copy(&ovmf.vars, &vars)
+                .with_context(|| format!("copying the UEFI variable store {}", ovmf.vars.display()))?;
             args.push("-drive".into());
             args.push(format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={}",
                 ovmf.code.display()
             ));
             args.push("-drive".into());
-            args.push(format!(
-                "if=pflash,format=raw,unit=1,file={}",
-                vars.display()
-            ));
+            args.push(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
         }
         if let Some(boot) = &self.direct_boot {
             args.extend([
@@ -296,9 +277,7 @@ impl MachineBuilder {
             };
             let readonly = if read_only { ",readonly=on" } else { "" };
             args.push("-drive".into());
-            args.push(format!(
-                "id={id},if=none,file={path},format={format}{media}{readonly}"
-            ));
+            args.push(format!("id={id},if=none,file={path},format={format}{media}{readonly}"));
             let device = match medium.kind {
                 MediumKind::Cdrom => {
                     sata_port += 1;
@@ -378,8 +357,7 @@ fn image_format(path: &Path) -> anyhow::Result<&'static str> {
 /// A free TCP port on the loopback. Another process could take it before QEMU binds it; in a test run that
 /// race is rare enough, and QEMU then fails to start with a clear message.
 fn free_loopback_port() -> anyhow::Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free loopback port")?;
     Ok(listener.local_addr()?.port())
 }
 
@@ -429,9 +407,7 @@ impl Machine {
         for &guest in config.network.iter().flat_map(|n| &n.host_forwards) {
             host_ports.push((guest, free_loopback_port().map_err(fail)?));
         }
-        let args = config
-            .qemu_args(dir.path(), accel, &host_ports)
-            .map_err(fail)?;
+        let args = config.qemu_args(dir.path(), accel, &host_ports).map_err(fail)?;
         let stderr_path = dir.path().join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| fail(e.into()))?;
         let mut command = Command::new("qemu-system-x86_64");
@@ -452,9 +428,7 @@ impl Machine {
         }
         let mut child = command.spawn().map_err(|e| MachineError::Start {
             machine: machine.clone(),
-            reason: format!(
-                "running qemu-system-x86_64: {e} (run scripts/setup to install qemu-system-x86)"
-            ),
+            reason: format!("running qemu-system-x86_64: {e} (run scripts/setup to install qemu-system-x86)"),
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let log_copy = File::create(dir.path().join("serial.log")).map_err(|e| fail(e.into()))?;
@@ -467,10 +441,7 @@ impl Machine {
                 let _ = child.kill();
                 let _ = child.wait();
                 let said = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                let reason = format!(
-                    "{e:#}\nQEMU's own messages:\n{said}\ncommand line: {}",
-                    args.join(" ")
-                );
+                let reason = format!("{e:#}\nQEMU's own messages:\n{said}\ncommand line: {}", args.join(" "));
                 return Err(MachineError::Start { machine, reason });
             }
         };
@@ -534,11 +505,7 @@ impl Machine {
     }
 
     /// Like [`Machine::wait_for`] with a regular expression; returns its capture groups (0 is the whole match).
-    pub fn wait_for_regex(
-        &mut self,
-        pattern: &str,
-        timeout: Duration,
-    ) -> Result<Vec<String>, MachineError> {
+    pub fn wait_for_regex(&mut self, pattern: &str, timeout: Duration) -> Result<Vec<String>, MachineError> {
         let re = regex::bytes::Regex::new(pattern).map_err(|e| self.other(e.into()))?;
         let mut groups = Vec::new();
         self.wait_with(pattern, timeout, |bytes| {
@@ -616,23 +583,14 @@ impl Machine {
         self.qmp_execute("system_reset", json!({})).map(drop)
     }
 
-    fn qmp_execute(
-        &mut self,
-        command: &str,
-        arguments: serde_json::Value,
-    ) -> Result<serde_json::Value, MachineError> {
+    fn qmp_execute(&mut self, command: &str, arguments: serde_json::Value) -> Result<serde_json::Value, MachineError> {
         let reply = self.qmp.execute(command, arguments);
         reply.map_err(|e| self.other(e))
     }
 
     /// Cuts the power: QEMU is killed at once, disks keep whatever reached them.
     pub fn kill(&mut self) -> Result<(), MachineError> {
-        if self
-            .child
-            .try_wait()
-            .map_err(|e| self.other(e.into()))?
-            .is_none()
-        {
+        if self.child.try_wait().map_err(|e| self.other(e.into()))?.is_none() {
             // ESRCH here only means it exited meanwhile; wait() below reaps it either way.
             let _ = self.child.kill();
         }
@@ -671,9 +629,7 @@ impl Machine {
             .filter(|pid: &u32| {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 let marker = format!("{PROCESS_MARKER}:");
-                let is_ours = cmdline
-                    .split(|&b| b == 0)
-                    .any(|arg| arg.starts_with(marker.as_bytes()));
+                let is_ours = cmdline.split(|&b| b == 0).any(|arg| arg.starts_with(marker.as_bytes()));
                 // A zombie still has its cmdline cleared; only live processes count.
                 is_ours && !is_zombie(*pid)
             })
@@ -717,11 +673,7 @@ impl Drop for Machine {
             && let Some(dir) = self.dir.take()
         {
             // Keep the serial log and QEMU's messages of a failed test for a look afterwards.
-            eprintln!(
-                "machine {}: logs kept in {}",
-                self.name,
-                dir.keep().display()
-            );
+            eprintln!("machine {}: logs kept in {}", self.name, dir.keep().display());
         }
     }
 }

@@ -25,8 +25,7 @@ impl Qmp {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("connecting to QMP at {}", socket.display()));
+                    return Err(e).with_context(|| format!("connecting to QMP at {}", socket.display()));
                 }
             }
         };
@@ -46,12 +45,7 @@ impl Qmp {
 
     fn read_message(&mut self) -> Result<Value> {
         let mut line = String::new();
-        if self
-            .reader
-            .read_line(&mut line)
-            .context("reading from QMP")?
-            == 0
-        {
+        if self.reader.read_line(&mut line).context("reading from QMP")? == 0 {
             bail!("QMP connection closed (QEMU exited?)");
         }
         serde_json::from_str(&line).with_context(|| format!("QMP sent invalid JSON: {line:?}"))
@@ -60,8 +54,7 @@ impl Qmp {
     /// Runs one command and returns its `return` value; an `error` reply becomes an error naming the command.
     pub(crate) fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {
         let request = json!({ "execute": command, "arguments": arguments });
-        writeln!(self.writer, "{request}")
-            .with_context(|| format!("sending QMP command {command}"))?;
+        writeln!(self.writer, "{request}").with_context(|| format!("sending QMP command {command}"))?;
         loop {
             let mut reply = self.read_message()?;
             if reply.get("event").is_some() {

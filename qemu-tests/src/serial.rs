@@ -29,10 +29,7 @@ pub(crate) enum Wait<T> {
 
 impl SerialLog {
     /// Starts a thread copying `source` into a new log (and into `copy`, the on-disk log kept for debugging).
-    pub(crate) fn follow(
-        source: impl Read + Send + 'static,
-        mut copy: File,
-    ) -> (Arc<SerialLog>, JoinHandle<()>) {
+    pub(crate) fn follow(source: impl Read + Send + 'static, mut copy: File) -> (Arc<SerialLog>, JoinHandle<()>) {
         let log = Arc::new(SerialLog::default());
         let writer = Arc::clone(&log);
         let echo = std::env::var_os("RIXOS_QEMU_ECHO").is_some();
@@ -59,9 +56,7 @@ impl SerialLog {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Calls `find` on the bytes from `from` on, each time more arrive, until it returns Some or the deadline.

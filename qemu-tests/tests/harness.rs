@@ -21,9 +21,7 @@ fn kernel() -> TestKernel {
 fn busybox_machine(name: &str, dir: &Path, initrd: BusyboxInitrd) -> MachineBuilder {
     let kernel = kernel();
     let path = dir.join(format!("{name}.cpio"));
-    initrd
-        .write(&kernel, &path)
-        .expect("writing the test initrd");
+    initrd.write(&kernel, &path).expect("writing the test initrd");
     Machine::builder(name).direct_boot(&kernel.vmlinuz, Some(&path), CMDLINE)
 }
 
@@ -62,22 +60,15 @@ fn a_timeout_names_the_pattern_and_quotes_the_last_serial_lines() {
         .start()
         .unwrap();
     machine.wait_for("tail-line-3", BOOT).unwrap();
-    let err = machine
-        .wait_for("never-printed", Duration::from_secs(2))
-        .unwrap_err();
+    let err = machine.wait_for("never-printed", Duration::from_secs(2)).unwrap_err();
     let MachineError::Timeout {
-        ref pattern,
-        ref tail,
-        ..
+        ref pattern, ref tail, ..
     } = err
     else {
         panic!("expected a timeout, got {err}")
     };
     assert_eq!(pattern, "never-printed");
-    assert_eq!(
-        tail[tail.len() - 3..],
-        ["tail-line-1", "tail-line-2", "tail-line-3"]
-    );
+    assert_eq!(tail[tail.len() - 3..], ["tail-line-1", "tail-line-2", "tail-line-3"]);
     let message = err.to_string();
     assert!(
         message.contains("\"never-printed\"") && message.contains("  | tail-line-3"),
@@ -124,10 +115,7 @@ fn a_panicking_test_leaves_no_qemu_behind() {
     });
     assert!(outcome.is_err());
     let pid = pid.lock().unwrap().expect("the machine started");
-    assert!(
-        !process_exists(pid),
-        "QEMU {pid} outlived the panicking test"
-    );
+    assert!(!process_exists(pid), "QEMU {pid} outlived the panicking test");
 }
 
 #[test]
@@ -135,18 +123,11 @@ fn uefi_boot_uses_a_private_copy_of_the_variable_store() {
     let ovmf = qemu_harness::assets::Ovmf::find().unwrap();
     let pristine = std::fs::read(&ovmf.vars).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let script =
-        "[ -d /sys/firmware/efi ] && echo firmware=uefi || echo firmware=bios\npoweroff -f";
-    let builder =
-        busybox_machine("uefi", dir.path(), BusyboxInitrd::new(script)).firmware(Firmware::Uefi);
+    let script = "[ -d /sys/firmware/efi ] && echo firmware=uefi || echo firmware=bios\npoweroff -f";
+    let builder = busybox_machine("uefi", dir.path(), BusyboxInitrd::new(script)).firmware(Firmware::Uefi);
     let mut machine = builder.memory_mib(768).no_reboot().start().unwrap();
     machine.wait_for("firmware=uefi", UEFI_BOOT).unwrap();
-    assert!(
-        machine
-            .wait_exit(Duration::from_secs(30))
-            .unwrap()
-            .success()
-    );
+    assert!(machine.wait_exit(Duration::from_secs(30)).unwrap().success());
     assert!(
         std::fs::read(&ovmf.vars).unwrap() == pristine,
         "OVMF's shared variable store was written to"
@@ -198,17 +179,9 @@ fn media_appear_as_cdrom_usb_stick_virtio_disk_and_nvme() {
         "disk vda removable=0 sectors=32768 bus=virtio",
         "disk nvme0n1 removable=0 sectors=65536 bus=nvme",
     ] {
-        assert!(
-            listing.contains(expected),
-            "missing {expected:?} in:\n{listing}"
-        );
+        assert!(listing.contains(expected), "missing {expected:?} in:\n{listing}");
     }
-    assert!(
-        machine
-            .wait_exit(Duration::from_secs(30))
-            .unwrap()
-            .success()
-    );
+    assert!(machine.wait_exit(Duration::from_secs(30)).unwrap().success());
 }
 
 /// Serves one fixed HTTP response to every connection, until the test ends.
@@ -258,13 +231,9 @@ fn network_forwards_host_ports_in_and_guest_connections_out() {
         "the guest did not reach the host service:\n{output}"
     );
 
-    let port = machine
-        .host_port(8080)
-        .expect("a host port for guest port 8080");
+    let port = machine.host_port(8080).expect("a host port for guest port 8080");
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(stream, "GET /index.html HTTP/1.0\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -296,10 +265,7 @@ fn screenshot_shows_the_firmware_screen() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(
-        lit > 1000,
-        "the firmware screen stayed blank ({lit} lit values)"
-    );
+    assert!(lit > 1000, "the firmware screen stayed blank ({lit} lit values)");
 }
 
 #[test]
@@ -341,12 +307,7 @@ fn the_power_button_reaches_the_guest() {
     if let Err(Some(e)) = pressed {
         panic!("the guest never saw the power button: {e}");
     }
-    assert!(
-        machine
-            .wait_exit(Duration::from_secs(30))
-            .unwrap()
-            .success()
-    );
+    assert!(machine.wait_exit(Duration::from_secs(30)).unwrap().success());
 }
 
 #[test]

@@ -21,9 +21,7 @@ const S_IFCHR: u32 = 0o020000;
 
 #[derive(Debug, Error)]
 pub enum CpioError {
-    #[error(
-        "initramfs entry {path:?}: must be a relative path without '.', '..' or empty components"
-    )]
+    #[error("initramfs entry {path:?}: must be a relative path without '.', '..' or empty components")]
     BadPath { path: String },
     #[error("initramfs entry {path:?} is added twice")]
     Duplicate { path: String },
@@ -74,21 +72,11 @@ impl Initramfs {
 
     pub fn directory(&mut self, path: &str, mode: u32) -> Result<&mut Self, CpioError> {
         let path = self.prepare(path)?;
-        self.entries.insert(
-            path,
-            Entry::Directory {
-                mode: mode & 0o7777,
-            },
-        );
+        self.entries.insert(path, Entry::Directory { mode: mode & 0o7777 });
         Ok(self)
     }
 
-    pub fn file(
-        &mut self,
-        path: &str,
-        mode: u32,
-        data: impl Into<Vec<u8>>,
-    ) -> Result<&mut Self, CpioError> {
+    pub fn file(&mut self, path: &str, mode: u32, data: impl Into<Vec<u8>>) -> Result<&mut Self, CpioError> {
         let path = self.prepare(path)?;
         let contents = Contents::Bytes(data.into());
         self.entries.insert(
@@ -102,12 +90,7 @@ impl Initramfs {
     }
 
     /// A file whose contents are read from `source` on the host when the archive is written.
-    pub fn file_from_host(
-        &mut self,
-        path: &str,
-        mode: u32,
-        source: &Path,
-    ) -> Result<&mut Self, CpioError> {
+    pub fn file_from_host(&mut self, path: &str, mode: u32, source: &Path) -> Result<&mut Self, CpioError> {
         let path = self.prepare(path)?;
         let contents = Contents::Host(source.to_path_buf());
         self.entries.insert(
@@ -131,13 +114,7 @@ impl Initramfs {
         Ok(self)
     }
 
-    pub fn char_device(
-        &mut self,
-        path: &str,
-        mode: u32,
-        major: u32,
-        minor: u32,
-    ) -> Result<&mut Self, CpioError> {
+    pub fn char_device(&mut self, path: &str, mode: u32, major: u32, minor: u32) -> Result<&mut Self, CpioError> {
         let path = self.prepare(path)?;
         self.entries.insert(
             path,
@@ -152,22 +129,15 @@ impl Initramfs {
 
     /// Checks `path`, refuses duplicates, and adds any missing parent directories (mode 0755).
     fn prepare(&mut self, path: &str) -> Result<String, CpioError> {
-        let bad = || CpioError::BadPath {
-            path: path.to_string(),
-        };
+        let bad = || CpioError::BadPath { path: path.to_string() };
         if path.is_empty() || path.starts_with('/') || path.ends_with('/') || path.contains("//") {
             return Err(bad());
         }
-        if !Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-        {
+        if !Path::new(path).components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(bad());
         }
         if self.entries.contains_key(path) {
-            return Err(CpioError::Duplicate {
-                path: path.to_string(),
-            });
+            return Err(CpioError::Duplicate { path: path.to_string() });
         }
         let mut parent = String::new();
         for component in path
@@ -183,8 +153,7 @@ impl Initramfs {
             parent.push_str(component);
             match self.entries.get(&parent) {
                 None => {
-                    self.entries
-                        .insert(parent.clone(), Entry::Directory { mode: 0o755 });
+                    self.entries.insert(parent.clone(), Entry::Directory { mode: 0o755 });
                 }
                 Some(Entry::Directory { .. }) => {}
                 Some(_) => {
@@ -200,31 +169,27 @@ impl Initramfs {
 
     /// Writes the archive, entries sorted by path (so parents come before their children), then the trailer.
     pub fn write_to(&self, out: impl Write) -> Result<(), CpioError> {
-        let mut out = CountingWriter {
-            inner: out,
-            written: 0,
-        };
+        let mut out = CountingWriter { inner: out, written: 0 };
         for (index, (path, entry)) in self.entries.iter().enumerate() {
             let ino = u32::try_from(index + 1).map_err(|_| CpioError::TooLarge {
                 path: path.clone(),
                 what: "the entry count",
             })?;
-            let header =
-                |mode: u32, nlink: u32, size: u64, rdev: (u32, u32)| -> Result<Header, CpioError> {
-                    let filesize = u32::try_from(size).map_err(|_| CpioError::TooLarge {
-                        path: path.clone(),
-                        what: "the file",
-                    })?;
-                    Ok(Header {
-                        ino,
-                        mode,
-                        nlink,
-                        mtime: self.mtime,
-                        filesize,
-                        rdev,
-                        name: path,
-                    })
-                };
+            let header = |mode: u32, nlink: u32, size: u64, rdev: (u32, u32)| -> Result<Header, CpioError> {
+                let filesize = u32::try_from(size).map_err(|_| CpioError::TooLarge {
+                    path: path.clone(),
+                    what: "the file",
+                })?;
+                Ok(Header {
+                    ino,
+                    mode,
+                    nlink,
+                    mtime: self.mtime,
+                    filesize,
+                    rdev,
+                    name: path,
+                })
+            };
             match entry {
                 Entry::Directory { mode } => {
                     header(S_IFDIR | mode, 2, 0, (0, 0))?.write(&mut out)?;
@@ -260,10 +225,7 @@ impl Initramfs {
                     // Copy exactly `len` bytes: a file that changes size meanwhile must not corrupt the archive.
                     let copied = io::copy(&mut file.take(len), &mut out).map_err(read_err)?;
                     if copied != len {
-                        let e = io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while being archived",
-                        );
+                        let e = io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being archived");
                         return Err(read_err(e));
                     }
                     out.pad()?;
@@ -377,9 +339,7 @@ mod tests {
         reversed.directory("proc", 0o555).unwrap();
         reversed.file("etc/deep/name", 0o644, "x").unwrap();
         reversed.symlink("bin/sh", "busybox").unwrap();
-        reversed
-            .file("init", 0o755, "#!/bin/sh\necho hi\n")
-            .unwrap();
+        reversed.file("init", 0o755, "#!/bin/sh\necho hi\n").unwrap();
         assert_eq!(sample().to_bytes().unwrap(), reversed.to_bytes().unwrap());
     }
 
@@ -408,9 +368,7 @@ mod tests {
         let host_file = dir.path().join("source");
         std::fs::write(&host_file, vec![7u8; 70_001]).unwrap();
         let mut archive = sample();
-        archive
-            .file_from_host("lib/big", 0o600, &host_file)
-            .unwrap();
+        archive.file_from_host("lib/big", 0o600, &host_file).unwrap();
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
         let mut child = Command::new("cpio")
@@ -424,9 +382,7 @@ mod tests {
         without_devices
             .entries
             .retain(|_, e| !matches!(e, Entry::CharDevice { .. }));
-        without_devices
-            .write_to(child.stdin.take().unwrap())
-            .unwrap();
+        without_devices.write_to(child.stdin.take().unwrap()).unwrap();
         assert!(child.wait().unwrap().success());
 
         assert_eq!(
@@ -434,33 +390,16 @@ mod tests {
             "#!/bin/sh\necho hi\n"
         );
         assert_eq!(
-            std::fs::metadata(out.join("init"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777,
+            std::fs::metadata(out.join("init")).unwrap().permissions().mode() & 0o7777,
             0o755
         );
+        assert_eq!(std::fs::read_link(out.join("bin/sh")).unwrap(), Path::new("busybox"));
+        assert_eq!(std::fs::read(out.join("lib/big")).unwrap(), vec![7u8; 70_001]);
         assert_eq!(
-            std::fs::read_link(out.join("bin/sh")).unwrap(),
-            Path::new("busybox")
-        );
-        assert_eq!(
-            std::fs::read(out.join("lib/big")).unwrap(),
-            vec![7u8; 70_001]
-        );
-        assert_eq!(
-            std::fs::metadata(out.join("proc"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777,
+            std::fs::metadata(out.join("proc")).unwrap().permissions().mode() & 0o7777,
             0o555
         );
-        assert_eq!(
-            std::fs::read_to_string(out.join("etc/deep/name")).unwrap(),
-            "x"
-        );
+        assert_eq!(std::fs::read_to_string(out.join("etc/deep/name")).unwrap(), "x");
     }
 
     #[test]
@@ -473,10 +412,7 @@ mod tests {
             );
         }
         archive.file("x", 0o644, "").unwrap();
-        assert!(matches!(
-            archive.file("x", 0o644, ""),
-            Err(CpioError::Duplicate { .. })
-        ));
+        assert!(matches!(archive.file("x", 0o644, ""), Err(CpioError::Duplicate { .. })));
         assert!(matches!(
             archive.file("x/y", 0o644, ""),
             Err(CpioError::ParentNotDirectory { .. })

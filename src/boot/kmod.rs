@@ -11,10 +11,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum KmodError {
     #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: not a modules.dep line (expected 'module.ko: dependencies...')")]
     Syntax { path: PathBuf, line: usize },
     #[error("kernel module {name:?} is not in {index} (is it built into the kernel, or misspelt?)")]
@@ -32,10 +29,7 @@ pub struct ModuleIndex {
 
 /// `kernel/drivers/scsi/sr_mod.ko.xz` -> `sr_mod`; dashes become underscores as modprobe does.
 pub fn module_name(file: &Path) -> String {
-    let base = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let base = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let stem = base.split(".ko").next().unwrap_or(base);
     stem.replace('-', "_")
 }
@@ -64,10 +58,7 @@ impl ModuleIndex {
                 });
             };
             let file = PathBuf::from(file.trim());
-            let deps = deps
-                .split_whitespace()
-                .map(|d| module_name(Path::new(d)))
-                .collect();
+            let deps = deps.split_whitespace().map(|d| module_name(Path::new(d))).collect();
             modules.insert(module_name(&file), (file, deps));
         }
         Ok(ModuleIndex {
@@ -88,12 +79,7 @@ impl ModuleIndex {
         Ok(order)
     }
 
-    fn visit(
-        &self,
-        name: &str,
-        seen: &mut HashSet<String>,
-        order: &mut Vec<PathBuf>,
-    ) -> Result<(), KmodError> {
+    fn visit(&self, name: &str, seen: &mut HashSet<String>, order: &mut Vec<PathBuf>) -> Result<(), KmodError> {
         if !seen.insert(name.to_string()) {
             return Ok(());
         }
@@ -156,20 +142,12 @@ kernel/drivers/usb/storage/usb-storage.ko.xz: kernel/drivers/scsi/scsi_mod.ko ke
     #[test]
     fn unknown_module_is_named() {
         let err = index().load_order(&["nosuchmod"]).unwrap_err().to_string();
-        assert!(
-            err.contains("\"nosuchmod\"") && err.contains("/m/modules.dep"),
-            "{err}"
-        );
+        assert!(err.contains("\"nosuchmod\"") && err.contains("/m/modules.dep"), "{err}");
     }
 
     #[test]
     fn malformed_line_names_file_and_line() {
-        let err = ModuleIndex::parse(
-            Path::new("/m"),
-            Path::new("/m/modules.dep"),
-            "a.ko:\nbroken\n",
-        )
-        .unwrap_err();
+        let err = ModuleIndex::parse(Path::new("/m"), Path::new("/m/modules.dep"), "a.ko:\nbroken\n").unwrap_err();
         assert_eq!(
             err.to_string(),
             "/m/modules.dep:2: not a modules.dep line (expected 'module.ko: dependencies...')"

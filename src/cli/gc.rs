@@ -33,10 +33,7 @@ fn profiles(dir: &Path, found: &mut Vec<Profile>) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type()?.is_dir() {
             profiles(&entry.path(), found)?;
-        } else if entry.file_type()?.is_symlink()
-            && !name.ends_with("-link")
-            && !name.starts_with('.')
-        {
+        } else if entry.file_type()?.is_symlink() && !name.ends_with("-link") && !name.starts_with('.') {
             found.push(Profile::new(entry.path()));
         }
     }
@@ -45,11 +42,7 @@ fn profiles(dir: &Path, found: &mut Vec<Profile>) -> Result<()> {
 
 pub fn run(root: &Path, args: &GcArgs) -> Result<()> {
     let mut store = LocalStore::open(root)?;
-    let age = args
-        .delete_older_than
-        .as_deref()
-        .map(parse_age)
-        .transpose()?;
+    let age = args.delete_older_than.as_deref().map(parse_age).transpose()?;
     if args.delete_old || age.is_some() {
         let mut found = Vec::new();
         profiles(&store.state_dir().join("profiles"), &mut found)?;
@@ -62,15 +55,8 @@ pub fn run(root: &Path, args: &GcArgs) -> Result<()> {
                 profile.delete_generations(&doomed)?;
             }
             for number in doomed {
-                let verb = if args.dry_run {
-                    "would remove"
-                } else {
-                    "removing"
-                };
-                println!(
-                    "{verb} profile version {number} of {}",
-                    profile.path().display()
-                );
+                let verb = if args.dry_run { "would remove" } else { "removing" };
+                println!("{verb} profile version {number} of {}", profile.path().display());
             }
         }
     }
@@ -81,10 +67,7 @@ pub fn run(root: &Path, args: &GcArgs) -> Result<()> {
 
 pub fn print_report(report: &GcReport, dry_run: bool) {
     for path in &report.deleted {
-        println!(
-            "{} '{path}'",
-            if dry_run { "would delete" } else { "deleting" }
-        );
+        println!("{} '{path}'", if dry_run { "would delete" } else { "deleting" });
     }
     let mib = report.freed_bytes as f64 / (1024.0 * 1024.0);
     if dry_run {
@@ -93,9 +76,6 @@ pub fn print_report(report: &GcReport, dry_run: bool) {
             report.deleted.len()
         );
     } else {
-        println!(
-            "{} store paths deleted, {mib:.2} MiB freed",
-            report.deleted.len()
-        );
+        println!("{} store paths deleted, {mib:.2} MiB freed", report.deleted.len());
     }
 }

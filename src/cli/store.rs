@@ -44,6 +44,9 @@ pub enum StoreCommand {
     Verify {
         #[arg(long)]
         check_contents: bool,
+        /// Rebuild damaged paths from the derivations that built them (added paths cannot be repaired).
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -96,30 +99,38 @@ impl StoreCommand {
             }
             StoreCommand::Delete { paths } => {
                 let mut store = LocalStore::open(root)?;
-                let paths: Vec<StorePath> = paths
-                    .iter()
-                    .map(|p| parse_store_path(p, root))
-                    .collect::<Result<_>>()?;
+                let paths: Vec<StorePath> = paths.iter().map(|p| parse_store_path(p, root)).collect::<Result<_>>()?;
                 super::gc::print_report(&store.delete_checked(&paths)?, false);
             }
             StoreCommand::Query(args) => query(&LocalStore::open(root)?, root, &args)?,
-            StoreCommand::Verify { check_contents } => {
-                let problems = LocalStore::open(root)?.verify(check_contents)?;
-                for problem in &problems {
+            StoreCommand::Verify { check_contents, repair } => {
+                let mut store = LocalStore::open(root)?;
+                store.quiet = quiet;
+                let mut problems = Vec::new();
+                for (path, problem) in store.verify(check_contents)? {
+                    eprintln!("{problem}");
+                    if repair {
+                        // Repairing an earlier path may have repaired this one as its input.
+                        if store.check_path(&path, check_contents)?.is_none() {
+                            continue;
+                        }
+                        match store.repair_path(&path) {
+                            Ok(()) => eprintln!("repaired {path}"),
+                            Err(e) => problems.push(format!("{e:#}")),
+                        }
+                    } else {
+                        problems.push(problem);
+                    }
+                }
+                for problem in problems.iter().filter(|_| repair) {
                     eprintln!("{problem}");
                 }
                 if !problems.is_empty() {
-                    bail!(
-                        "{} problem(s) in the store at {}",
-                        problems.len(),
-                        root.display()
-                    );
+                    bail!("{} problem(s) in the store at {}", problems.len(), root.display());
                 }
             }
         }
-        std::io::stdout()
-            .flush()
-            .context("writing to standard output")
+        std::io::stdout().flush().context("writing to standard output")
     }
 }
 
@@ -133,14 +144,9 @@ fn restore(dir: &std::path::Path) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let name = dir.file_name().context("the target has no file name")?;
-    let staging = parent.join(format!(
-        ".{}.restoring-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let staging = parent.join(format!(".{}.restoring-{}", name.to_string_lossy(), std::process::id()));
     nar::restore(std::io::stdin().lock(), &staging)?;
-    std::fs::rename(&staging, dir)
-        .with_context(|| format!("moving the restored tree to {}", dir.display()))
+    std::fs::rename(&staging, dir).with_context(|| format!("moving the restored tree to {}", dir.display()))
 }
 
 /// A store path given on the command line: the logical `/nix/store/...` form, or its physical location under
@@ -173,24 +179,12 @@ fn query(store: &LocalStore, root: &Path, args: &QueryArgs) -> Result<()> {
     } else {
         for path in &paths {
             if args.references {
-                out.extend(
-                    store
-                        .db()
-                        .references(path)?
-                        .iter()
-                        .map(StorePath::to_string),
-                );
+                out.extend(store.db().references(path)?.iter().map(StorePath::to_string));
             } else if args.referrers {
                 out.extend(store.db().referrers(path)?.iter().map(StorePath::to_string));
             } else {
-                let info = store
-                    .db()
-                    .info(path)?
-                    .context("a valid path has no database row")?;
-                out.push(
-                    info.deriver
-                        .map_or("unknown-deriver".to_string(), |d| d.to_string()),
-                );
+                let info = store.db().info(path)?.context("a valid path has no database row")?;
+                out.push(info.deriver.map_or("unknown-deriver".to_string(), |d| d.to_string()));
             }
         }
     }

@@ -58,7 +58,7 @@ impl LocalStore {
         if !self.quiet {
             eprintln!("building '{drv_path}'...");
         }
-        self.build(drv_path, &drv, &outputs)?;
+        self.build(drv_path, &drv, &outputs, None)?;
         Ok(outputs)
     }
 
@@ -67,8 +67,7 @@ impl LocalStore {
             bail!("{drv_path} is not a valid path in this store");
         }
         let real = self.real_path(drv_path);
-        let text =
-            fs::read_to_string(&real).with_context(|| format!("reading {}", real.display()))?;
+        let text = fs::read_to_string(&real).with_context(|| format!("reading {}", real.display()))?;
         Ok(Derivation::parse(&text, &drv_path.to_string())?)
     }
 
@@ -86,29 +85,13 @@ impl LocalStore {
         drv_path: &StorePath,
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
+        repair: Option<&StorePath>,
     ) -> Result<()> {
-        // The input closure: sources and the outputs used of each input derivation, with their references.
-        let mut inputs: Vec<StorePath> = drv
-            .input_srcs
-            .iter()
-            .map(|s| StorePath::parse(s))
-            .collect::<Result<_, _>>()?;
-        for (input_drv, wanted) in &drv.input_drvs {
-            let input = self.read_derivation(&StorePath::parse(input_drv)?)?;
-            let produced = output_paths(&input)?;
-            for output in wanted {
-                let path = produced.get(output).ok_or_else(|| {
-                    anyhow!("{input_drv} has no output {output:?}, which {drv_path} needs")
-                })?;
-                inputs.push(path.clone());
-            }
-        }
-        let closure = self.requisites(&inputs)?;
-
-        let build_dir =
-            self.builds_dir()
-                .join(format!("{}-{}", drv_path.hash_part(), std::process::id()));
-        let result = self.build_in(&build_dir, drv_path, drv, outputs, &closure);
+        let closure = self.input_closure(drv_path, drv)?;
+        let build_dir = self
+            .builds_dir()
+            .join(format!("{}-{}", drv_path.hash_part(), std::process::id()));
+        let result = self.build_in(&build_dir, drv_path, drv, outputs, &closure, repair);
         let cleaned = remove_tree(&build_dir);
         result?;
         cleaned.with_context(|| format!("removing the build directory {}", build_dir.display()))
@@ -121,12 +104,12 @@ impl LocalStore {
         drv: &Derivation,
         outputs: &BTreeMap<String, StorePath>,
         closure: &[StorePath],
+        repair: Option<&StorePath>,
     ) -> Result<()> {
         let sandbox = Sandbox::prepare(self, build_dir, closure)?;
         let log_path = self.log_path(drv_path);
         fs::create_dir_all(log_path.parent().expect("logs live in a directory"))?;
-        let log = File::create(&log_path)
-            .with_context(|| format!("creating the build log {}", log_path.display()))?;
+        let log = File::create(&log_path).with_context(|| format!("creating the build log {}", log_path.display()))?;
 
         let mut env: BTreeMap<String, String> = drv.env.clone();
         for (key, value) in [
@@ -180,16 +163,28 @@ impl LocalStore {
                 Some(fixed) => Some(check_fixed_output(drv_path, &built, fixed, &digest)?),
                 None => None,
             };
+            let nar_hash = format!("sha256:{}", hex(&digest));
+            if let Some(damaged) = repair {
+                // Repair replaces one damaged output, and only with what the database says it held.
+                if damaged != path {
+                    continue;
+                }
+                let recorded = self.db().info(path)?.map(|i| i.nar_hash).unwrap_or_default();
+                if recorded != nar_hash {
+                    bail!(
+                        "cannot repair {path}: rebuilding it gave {nar_hash}, but it was registered as {recorded} \
+                         (the build is not reproducible)"
+                    );
+                }
+            }
             let target = self.real_path(path);
             if fs::symlink_metadata(&target).is_ok() {
-                remove_tree(&target)
-                    .with_context(|| format!("removing the unregistered {}", target.display()))?;
+                remove_tree(&target).with_context(|| format!("removing the old {}", target.display()))?;
             }
-            fs::rename(&built, &target)
-                .with_context(|| format!("moving the output to {}", target.display()))?;
+            fs::rename(&built, &target).with_context(|| format!("moving the output to {}", target.display()))?;
             infos.push(PathInfo {
                 path: path.clone(),
-                nar_hash: format!("sha256:{}", hex(&digest)),
+                nar_hash,
                 nar_size: size,
                 registration_time: now(),
                 deriver: Some(drv_path.clone()),
@@ -197,8 +192,63 @@ impl LocalStore {
                 ca,
             });
         }
-        self.db_mut().register(&infos)?;
+        if repair.is_none() {
+            self.db_mut().register(&infos)?;
+        }
         Ok(())
+    }
+
+    /// The input closure of a derivation: its sources and the outputs it uses of each input derivation, with
+    /// everything they reference.
+    fn input_closure(&self, drv_path: &StorePath, drv: &Derivation) -> Result<Vec<StorePath>> {
+        let mut inputs: Vec<StorePath> = drv
+            .input_srcs
+            .iter()
+            .map(|s| StorePath::parse(s))
+            .collect::<Result<_, _>>()?;
+        for (input_drv, wanted) in &drv.input_drvs {
+            let input = self.read_derivation(&StorePath::parse(input_drv)?)?;
+            let produced = output_paths(&input)?;
+            for output in wanted {
+                let path = produced
+                    .get(output)
+                    .ok_or_else(|| anyhow!("{input_drv} has no output {output:?}, which {drv_path} needs"))?;
+                inputs.push(path.clone());
+            }
+        }
+        self.requisites(&inputs)
+    }
+
+    /// Rebuilds a damaged output from the derivation that built it and puts it back, if the rebuild gives
+    /// the contents the database recorded.
+    pub fn repair_path(&mut self, path: &StorePath) -> Result<()> {
+        let info = self
+            .db()
+            .info(path)?
+            .with_context(|| format!("{path} is not valid in this store"))?;
+        let Some(deriver) = info.deriver.filter(|d| self.db().is_valid(d).unwrap_or(false)) else {
+            bail!("cannot repair {path}: it was added, not built, so rixos cannot recreate it (add it again)");
+        };
+        let drv = self.read_derivation(&deriver)?;
+        for input in drv.input_drvs.keys() {
+            self.realise(&StorePath::parse(input)?)?;
+        }
+        // Inputs that are gone must come back first, or the sandbox has nothing to mount.
+        for input in self.input_closure(&deriver, &drv)? {
+            if fs::symlink_metadata(self.real_path(&input)).is_err() {
+                self.repair_path(&input)
+                    .with_context(|| format!("repairing {input}, an input of {path}"))?;
+            }
+        }
+        let outputs = output_paths(&drv)?;
+        let _locks = outputs
+            .values()
+            .map(|out| lock_file(&self.real_path(out).with_extension("lock")))
+            .collect::<Result<Vec<_>>>()?;
+        if !self.quiet {
+            eprintln!("repairing '{path}' by building '{deriver}'...");
+        }
+        self.build(&deriver, &drv, &outputs, Some(path))
     }
 
     fn builds_dir(&self) -> PathBuf {
@@ -238,11 +288,8 @@ fn run_builtin(
     match drv.builder.as_str() {
         "builtin:buildenv" => {
             let target = store_dir.join(out.base_name());
-            let packages = super::buildenv::parse_packages(
-                drv.env.get("derivations").map_or("", String::as_str),
-            )?;
-            super::buildenv::build_profile(&target, packages, real)
-                .with_context(|| format!("building {drv_path}"))?;
+            let packages = super::buildenv::parse_packages(drv.env.get("derivations").map_or("", String::as_str))?;
+            super::buildenv::build_profile(&target, packages, real).with_context(|| format!("building {drv_path}"))?;
             if let Some(manifest) = drv.env.get("manifest").filter(|m| !m.is_empty()) {
                 std::os::unix::fs::symlink(manifest, target.join("manifest.nix"))?;
             }
@@ -270,17 +317,14 @@ fn run_builtin(
             Ok(())
         }
         other => {
-            bail!(
-                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl and builtin:buildenv)"
-            )
+            bail!("{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl and builtin:buildenv)")
         }
     }
 }
 
 /// Downloads `url` (http, https or file) to `target`, streaming.
 fn fetch_url(url: &str, target: &Path) -> Result<()> {
-    let mut file =
-        File::create(target).with_context(|| format!("creating {}", target.display()))?;
+    let mut file = File::create(target).with_context(|| format!("creating {}", target.display()))?;
     if let Some(path) = url.strip_prefix("file://") {
         let mut source = File::open(path).with_context(|| format!("opening {path}"))?;
         std::io::copy(&mut source, &mut file)?;
@@ -309,10 +353,7 @@ fn log_tail(log: &Path) -> String {
     if tail.is_empty() {
         return "  | (the builder printed nothing)".to_string();
     }
-    tail.iter()
-        .map(|l| format!("  | {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
 }
 
 /// An exclusive lock held while the file stays open (flock, released by the kernel if the process dies).
@@ -325,8 +366,7 @@ fn lock_file(path: &Path) -> Result<File> {
         .with_context(|| format!("opening the lock {}", path.display()))?;
     // SAFETY: flock on a descriptor we own.
     if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("locking {}", path.display()));
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
     }
     Ok(file)
 }
@@ -348,8 +388,7 @@ fn check_fixed_output(
     let got: [u8; 32] = if recursive {
         *nar_digest
     } else {
-        let mut file = File::open(built)
-            .with_context(|| format!("{drv_path}: a flat fixed output must be a file"))?;
+        let mut file = File::open(built).with_context(|| format!("{drv_path}: a flat fixed output must be a file"))?;
         let mut hasher = Sha256::new();
         std::io::copy(&mut file, &mut hasher)?;
         hasher.finalize().into()
@@ -370,10 +409,7 @@ fn check_fixed_output(
 
 /// Which of `candidates` the tree at `path` mentions (by hash part) in file contents or symlink targets.
 fn scan_references(path: &Path, candidates: &[StorePath]) -> Result<Vec<StorePath>> {
-    let wanted: HashSet<Vec<u8>> = candidates
-        .iter()
-        .map(|c| c.hash_part().into_bytes())
-        .collect();
+    let wanted: HashSet<Vec<u8>> = candidates.iter().map(|c| c.hash_part().into_bytes()).collect();
     let mut found: HashSet<Vec<u8>> = HashSet::new();
     scan_tree(path, &wanted, &mut found)?;
     let mut references: Vec<StorePath> = candidates
@@ -462,10 +498,7 @@ impl Sandbox {
             root.join("etc/group"),
             format!("root:x:0:\nnixbld:!:{BUILD_GID}:\nnogroup:x:65534:\n"),
         )?;
-        fs::write(
-            root.join("etc/hosts"),
-            "127.0.0.1 localhost\n::1 localhost\n",
-        )?;
+        fs::write(root.join("etc/hosts"), "127.0.0.1 localhost\n::1 localhost\n")?;
 
         let mut binds = Vec::new();
         for device in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -480,7 +513,10 @@ impl Sandbox {
         for path in closure {
             let source = store.real_path(path);
             let target = store_dir.join(path.base_name());
-            if fs::symlink_metadata(&source)?.is_dir() {
+            let meta = fs::symlink_metadata(&source).with_context(|| {
+                format!("input {path} is registered but missing from the store (rixos store verify --repair)")
+            })?;
+            if meta.is_dir() {
                 fs::create_dir(&target)?;
             } else {
                 File::create(&target)?;
@@ -500,9 +536,7 @@ impl Sandbox {
         network: bool,
     ) -> Result<std::process::ExitStatus> {
         // Everything the child needs is made before fork: after it only async-signal-safe calls are allowed.
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("NUL in {}", p.display()))
-        };
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("NUL in {}", p.display()));
         let binds: Vec<(CString, CString, bool)> = self
             .binds
             .iter()
@@ -510,8 +544,7 @@ impl Sandbox {
             .collect::<Result<_>>()?;
         let root = c(&self.root)?;
         let proc_dir = c(&self.root.join("proc"))?;
-        let mut flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
         if !network {
             flags |= libc::CLONE_NEWNET;
         }
@@ -589,13 +622,7 @@ fn enter_sandbox(
             ))?;
             if *read_only {
                 let remount = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC;
-                check(libc::mount(
-                    none,
-                    target.as_ptr(),
-                    none,
-                    remount,
-                    std::ptr::null(),
-                ))?;
+                check(libc::mount(none, target.as_ptr(), none, remount, std::ptr::null()))?;
             }
         }
         check(libc::mount(

@@ -37,9 +37,7 @@ pub fn parse_packages(text: &str) -> Result<Vec<Package>> {
             .context("buildenv: a package lacks its output count")?
             .parse()?;
         for _ in 0..count {
-            let path = tokens
-                .next()
-                .context("buildenv: fewer output paths than announced")?;
+            let path = tokens.next().context("buildenv: fewer output paths than announced")?;
             packages.push(Package {
                 path: path.to_string(),
                 active,
@@ -52,16 +50,8 @@ pub fn parse_packages(text: &str) -> Result<Vec<Package>> {
 
 /// Builds the forest at `out` (physical). `real` maps a logical store path (or a path inside one) to where it
 /// is on disk.
-pub fn build_profile(
-    out: &Path,
-    mut packages: Vec<Package>,
-    real: &dyn Fn(&str) -> PathBuf,
-) -> Result<()> {
-    packages.sort_by(|a, b| {
-        a.priority
-            .cmp(&b.priority)
-            .then_with(|| a.path.cmp(&b.path))
-    });
+pub fn build_profile(out: &Path, mut packages: Vec<Package>, real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+    packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.path.cmp(&b.path)));
     fs::create_dir_all(out)?;
     let mut forest = Forest {
         real,
@@ -95,17 +85,11 @@ impl Forest<'_> {
             let name = name.to_string_lossy().into_owned();
             let src = format!("{source}/{name}");
             let dst = target.join(&name);
-            let src_is_dir = fs::metadata((self.real)(&src))
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
+            let src_is_dir = fs::metadata((self.real)(&src)).map(|m| m.is_dir()).unwrap_or(false);
             match fs::symlink_metadata(&dst) {
                 Err(_) => self.link(&src, &dst, priority)?,
                 Ok(meta) if meta.is_dir() && src_is_dir => self.link_tree(&src, &dst, priority)?,
-                Ok(meta)
-                    if meta.file_type().is_symlink()
-                        && src_is_dir
-                        && self.points_to_dir(&dst)? =>
-                {
+                Ok(meta) if meta.file_type().is_symlink() && src_is_dir && self.points_to_dir(&dst)? => {
                     // A directory one package brought: turn the link into a real directory holding both.
                     let previous = fs::read_link(&dst)?.to_string_lossy().into_owned();
                     let previous_priority = self.priorities.remove(&dst).unwrap_or(priority);
@@ -144,8 +128,7 @@ impl Forest<'_> {
     }
 
     fn link(&mut self, src: &str, dst: &Path, priority: i64) -> Result<()> {
-        std::os::unix::fs::symlink(src, dst)
-            .with_context(|| format!("buildenv: linking {}", dst.display()))?;
+        std::os::unix::fs::symlink(src, dst).with_context(|| format!("buildenv: linking {}", dst.display()))?;
         self.priorities.insert(dst.to_path_buf(), priority);
         Ok(())
     }
@@ -157,9 +140,7 @@ mod tests {
 
     #[test]
     fn the_derivations_variable_parses_like_nix_writes_it() {
-        let packages =
-            parse_packages("true 5 2 /nix/store/a-x /nix/store/a-x-man false 3 1 /nix/store/b")
-                .unwrap();
+        let packages = parse_packages("true 5 2 /nix/store/a-x /nix/store/a-x-man false 3 1 /nix/store/b").unwrap();
         let seen: Vec<_> = packages
             .iter()
             .map(|p| (p.path.as_str(), p.active, p.priority))
@@ -226,9 +207,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains(
-                "collision between '/nix/store/git/bin/git' and '/nix/store/git2/bin/git'"
-            ),
+            err.contains("collision between '/nix/store/git/bin/git' and '/nix/store/git2/bin/git'"),
             "{err}"
         );
     }

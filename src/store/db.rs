@@ -49,26 +49,15 @@ create index if not exists IndexDerivationOutputs on DerivationOutputs(path);
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("store database {path}: {source}")]
-    Sqlite {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error(
-        "store database {path}: schema version {found}, but rixos speaks version {SCHEMA_VERSION}"
-    )]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("store database {path}: schema version {found}, but rixos speaks version {SCHEMA_VERSION}")]
     Version { path: String, found: String },
     #[error("store database: {path} refers to {reference}, which is not valid")]
-    MissingReference {
-        path: StorePath,
-        reference: StorePath,
-    },
+    MissingReference { path: StorePath, reference: StorePath },
     #[error("store database holds a malformed path: {0}")]
     BadPath(#[from] StorePathError),
     #[error("store database {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 /// What the database records of one valid path.
@@ -119,13 +108,11 @@ impl Database {
         // As Nix configures its connection: WAL, foreign keys on, and a long wait for other writers.
         conn.busy_timeout(std::time::Duration::from_secs(60 * 60))
             .map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         let _mode: String = conn
             .query_row("pragma journal_mode = wal", [], |r| r.get(0))
             .map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         if !schema_file.exists() {
             std::fs::write(&schema_file, SCHEMA_VERSION).map_err(io)?;
@@ -201,11 +188,8 @@ impl Database {
             .map_err(sql)?;
         }
         for doomed in paths {
-            tx.execute(
-                "delete from ValidPaths where path = ?1",
-                [doomed.to_string()],
-            )
-            .map_err(sql)?;
+            tx.execute("delete from ValidPaths where path = ?1", [doomed.to_string()])
+                .map_err(sql)?;
         }
         tx.commit().map_err(sql)
     }
@@ -213,11 +197,9 @@ impl Database {
     pub fn is_valid(&self, path: &StorePath) -> Result<bool, DbError> {
         let found = self
             .conn
-            .query_row(
-                "select 1 from ValidPaths where path = ?1",
-                [path.to_string()],
-                |_| Ok(()),
-            )
+            .query_row("select 1 from ValidPaths where path = ?1", [path.to_string()], |_| {
+                Ok(())
+            })
             .optional()
             .map_err(|e| self.sql(e))?;
         Ok(found.is_some())
@@ -311,10 +293,7 @@ mod tests {
     fn info(name: &str, references: &[&StorePath]) -> PathInfo {
         PathInfo {
             path: text_path(name, &sha256(name.as_bytes()), references.iter().copied()).unwrap(),
-            nar_hash: format!(
-                "sha256:{}",
-                crate::store::hash::hex(&sha256(name.as_bytes()))
-            ),
+            nar_hash: format!("sha256:{}", crate::store::hash::hex(&sha256(name.as_bytes()))),
             nar_size: 8,
             registration_time: 1,
             deriver: None,
@@ -331,20 +310,13 @@ mod tests {
         let app = info("app", &[&lib.path]);
         let mut selfref = info("self", &[&lib.path]);
         selfref.references.push(selfref.path.clone());
-        db.register(&[lib.clone(), app.clone(), selfref.clone()])
-            .unwrap();
-        assert_eq!(
-            db.references(&app.path).unwrap(),
-            std::slice::from_ref(&lib.path)
-        );
+        db.register(&[lib.clone(), app.clone(), selfref.clone()]).unwrap();
+        assert_eq!(db.references(&app.path).unwrap(), std::slice::from_ref(&lib.path));
         let mut referrers = vec![app.path.clone(), selfref.path.clone()];
         referrers.sort();
         assert_eq!(db.referrers(&lib.path).unwrap(), referrers);
         assert_eq!(db.info(&app.path).unwrap().unwrap(), app);
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("schema")).unwrap(),
-            "10"
-        );
+        assert_eq!(std::fs::read_to_string(dir.path().join("schema")).unwrap(), "10");
     }
 
     #[test]
@@ -356,10 +328,7 @@ mod tests {
         let broken = info("broken", &[&absent.path]);
         let err = db.register(&[ok.clone(), broken]).unwrap_err();
         assert!(matches!(err, DbError::MissingReference { .. }), "{err}");
-        assert!(
-            !db.is_valid(&ok.path).unwrap(),
-            "the transaction was not rolled back"
-        );
+        assert!(!db.is_valid(&ok.path).unwrap(), "the transaction was not rolled back");
     }
 
     #[test]

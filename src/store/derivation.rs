@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 use super::hash::{hex, sha256};
-use super::path::{
-    FileIngestion, StorePath, StorePathError, fixed_output_path, output_path, text_path,
-};
+use super::path::{FileIngestion, StorePath, StorePathError, fixed_output_path, output_path, text_path};
 
 #[derive(Debug, Error)]
 pub enum DerivationError {
@@ -22,10 +20,7 @@ pub enum DerivationError {
         message: String,
     },
     #[error("derivation {name}: {source}")]
-    Path {
-        name: String,
-        source: StorePathError,
-    },
+    Path { name: String, source: StorePathError },
     #[error("derivation {name}: fixed output has an unknown hash algorithm {algo:?}")]
     BadAlgo { name: String, algo: String },
     #[error("derivation {name}: fixed output hash {hash:?} is not hex")]
@@ -133,11 +128,7 @@ impl Derivation {
     /// The single fixed output, if this is a fixed-output derivation.
     pub fn fixed_output(&self) -> Option<&Output> {
         match self.outputs.iter().next() {
-            Some((name, out))
-                if self.outputs.len() == 1 && name == "out" && !out.hash.is_empty() =>
-            {
-                Some(out)
-            }
+            Some((name, out)) if self.outputs.len() == 1 && name == "out" && !out.hash.is_empty() => Some(out),
             _ => None,
         }
     }
@@ -204,9 +195,7 @@ impl Derivation {
         }
         let modulo = self.hash_modulo(input_modulo)?;
         for output in self.outputs.keys().cloned().collect::<Vec<_>>() {
-            let path = output_path(&name, &output, &modulo)
-                .map_err(path_err)?
-                .to_string();
+            let path = output_path(&name, &output, &modulo).map_err(path_err)?.to_string();
             self.set_output_path(&output, path);
         }
         Ok(())
@@ -295,9 +284,7 @@ impl Parser<'_> {
                 Some(b'"') => break,
                 Some(b'\\') => {
                     self.pos += 1;
-                    let c = self
-                        .peek()
-                        .ok_or_else(|| self.error("unterminated escape"))?;
+                    let c = self.peek().ok_or_else(|| self.error("unterminated escape"))?;
                     out.push(match c {
                         b'n' => b'\n',
                         b'r' => b'\r',
@@ -350,11 +337,7 @@ impl Parser<'_> {
         Ok(fields)
     }
 
-    fn sorted_unique<K: Ord + Clone + std::fmt::Debug>(
-        &self,
-        keys: &[K],
-        what: &str,
-    ) -> Result<(), DerivationError> {
+    fn sorted_unique<K: Ord + Clone + std::fmt::Debug>(&self, keys: &[K], what: &str) -> Result<(), DerivationError> {
         if keys.windows(2).any(|w| w[0] >= w[1]) {
             return Err(self.error(format!("{what} are not sorted and unique")));
         }
@@ -364,10 +347,7 @@ impl Parser<'_> {
     fn derivation(&mut self) -> Result<Derivation, DerivationError> {
         self.expect("Derive(")?;
         let outputs = self.list(|p| p.tuple::<4>())?;
-        self.sorted_unique(
-            &outputs.iter().map(|o| &o[0]).collect::<Vec<_>>(),
-            "outputs",
-        )?;
+        self.sorted_unique(&outputs.iter().map(|o| &o[0]).collect::<Vec<_>>(), "outputs")?;
         self.expect(",")?;
         let input_drvs = self.list(|p| {
             p.expect("(")?;
@@ -393,24 +373,12 @@ impl Parser<'_> {
         let args = self.list(|p| p.string())?;
         self.expect(",")?;
         let env = self.list(|p| p.tuple::<2>())?;
-        self.sorted_unique(
-            &env.iter().map(|e| &e[0]).collect::<Vec<_>>(),
-            "environment variables",
-        )?;
+        self.sorted_unique(&env.iter().map(|e| &e[0]).collect::<Vec<_>>(), "environment variables")?;
         self.expect(")")?;
         Ok(Derivation {
             outputs: outputs
                 .into_iter()
-                .map(|[name, path, hash_algo, hash]| {
-                    (
-                        name,
-                        Output {
-                            path,
-                            hash_algo,
-                            hash,
-                        },
-                    )
-                })
+                .map(|[name, path, hash_algo, hash]| (name, Output { path, hash_algo, hash }))
                 .collect(),
             input_drvs: input_drvs.into_iter().collect(),
             input_srcs: input_srcs.into_iter().collect(),
@@ -438,11 +406,7 @@ mod tests {
             ..Default::default()
         };
         drv.outputs.insert("out".into(), Output::default());
-        for (k, v) in [
-            ("builder", "/bin/sh"),
-            ("name", "foo"),
-            ("system", "x86_64-linux"),
-        ] {
+        for (k, v) in [("builder", "/bin/sh"), ("name", "foo"), ("system", "x86_64-linux")] {
             drv.env.insert(k.into(), v.into());
         }
         drv
@@ -466,8 +430,7 @@ mod tests {
     #[test]
     fn printing_escapes_exactly_what_nix_escapes_and_parses_back() {
         let mut drv = simple();
-        drv.env
-            .insert("text".into(), "a\"b\\c\nd\re\tf\u{1}é".into());
+        drv.env.insert("text".into(), "a\"b\\c\nd\re\tf\u{1}é".into());
         let aterm = drv.to_aterm();
         assert!(aterm.contains(r#"("text","a\"b\\c\nd\re\tf"#), "{aterm}");
         assert_eq!(Derivation::parse(&aterm, "x.drv").unwrap(), drv);

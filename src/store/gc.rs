@@ -48,11 +48,7 @@ impl LocalStore {
             Some(rest) => rest,
             None => return Ok(None),
         };
-        let base = rest
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or_default();
+        let base = rest.trim_start_matches('/').split('/').next().unwrap_or_default();
         match StorePath::from_base_name(base) {
             Ok(path) if self.db().is_valid(&path)? => Ok(Some(path)),
             _ => Ok(None),
@@ -97,8 +93,7 @@ impl LocalStore {
                         && link.starts_with(self.state_dir().join("gcroots/auto")) =>
                 {
                     // The `result` link is gone: the auto root is stale.
-                    fs::remove_file(&link)
-                        .with_context(|| format!("removing the stale root {shown}"))?;
+                    fs::remove_file(&link).with_context(|| format!("removing the stale root {shown}"))?;
                 }
                 Err(_) => {}
             }
@@ -282,8 +277,7 @@ impl LocalStore {
                 Err(_) => false,
             };
             if !registered && !is_locked(&entry.path().with_extension("lock")) {
-                remove_tree(&entry.path())
-                    .with_context(|| format!("deleting {}", entry.path().display()))?;
+                remove_tree(&entry.path()).with_context(|| format!("deleting {}", entry.path().display()))?;
             }
         }
         Ok(())
@@ -296,12 +290,7 @@ fn is_locked(lock: &Path) -> bool {
         return false;
     };
     // SAFETY: flock on a descriptor we own; the lock, if taken, goes with the file.
-    let rc = unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    };
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
     rc != 0
 }
 

@@ -22,11 +22,7 @@ pub enum HashError {
 
 /// The length of the Nix32 text for `bytes` bytes.
 pub fn nix32_len(bytes: usize) -> usize {
-    if bytes == 0 {
-        0
-    } else {
-        (bytes * 8 - 1) / 5 + 1
-    }
+    if bytes == 0 { 0 } else { (bytes * 8 - 1) / 5 + 1 }
 }
 
 /// Encodes bytes as Nix32: the last character holds the lowest five bits of the little-endian bit stream.
@@ -139,10 +135,7 @@ mod tests {
 
     #[test]
     fn nix32_refuses_bad_text() {
-        assert!(matches!(
-            nix32_decode("e", 0),
-            Err(HashError::BadNix32Length { .. })
-        ));
+        assert!(matches!(nix32_decode("e", 0), Err(HashError::BadNix32Length { .. })));
         let with_e = format!("e{}", "0".repeat(51));
         assert!(matches!(
             nix32_decode(&with_e, 32),

@@ -79,8 +79,7 @@ impl LocalStore {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.rsplit('-').next().unwrap_or_default();
             if !Path::new("/proc").join(pid).exists() {
-                remove_tree(&entry.path())
-                    .with_context(|| format!("removing stale {}", entry.path().display()))?;
+                remove_tree(&entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
             }
         }
         Ok(())
@@ -88,9 +87,7 @@ impl LocalStore {
 
     /// The physical location of a store path.
     pub fn real_path(&self, path: &StorePath) -> PathBuf {
-        self.root
-            .join(STORE_DIR.trim_start_matches('/'))
-            .join(path.base_name())
+        self.root.join(STORE_DIR.trim_start_matches('/')).join(path.base_name())
     }
 
     /// Where a logical path (`/nix/store/<name>/...`) is on disk.
@@ -115,8 +112,7 @@ impl LocalStore {
             };
             let pid = rest.split('-').next().unwrap_or_default();
             if !Path::new("/proc").join(pid).exists() {
-                remove_tree(&entry.path())
-                    .with_context(|| format!("removing stale {}", entry.path().display()))?;
+                remove_tree(&entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
             }
         }
         Ok(())
@@ -135,14 +131,12 @@ impl LocalStore {
             std::process::id(),
             STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let added = self
-            .copy_and_hash(source, &staging)
-            .and_then(|(digest, size)| {
-                let path = source_path(name, &digest, [], false)?;
-                let ca = format!("fixed:r:sha256:{}", nix32_encode(&digest));
-                self.install(&staging, &path, &digest, size, Some(ca))?;
-                Ok(path)
-            });
+        let added = self.copy_and_hash(source, &staging).and_then(|(digest, size)| {
+            let path = source_path(name, &digest, [], false)?;
+            let ca = format!("fixed:r:sha256:{}", nix32_encode(&digest));
+            self.install(&staging, &path, &digest, size, Some(ca))?;
+            Ok(path)
+        });
         if added.is_err() {
             let _ = remove_tree(&staging);
         }
@@ -151,12 +145,7 @@ impl LocalStore {
 
     /// Writes a text file into the store like `builtins.toFile`: a `text` path over its contents and
     /// references, which must be valid already.
-    pub fn add_text(
-        &mut self,
-        name: &str,
-        contents: &[u8],
-        references: &[StorePath],
-    ) -> Result<StorePath> {
+    pub fn add_text(&mut self, name: &str, contents: &[u8], references: &[StorePath]) -> Result<StorePath> {
         let digest = super::hash::sha256(contents);
         let path = super::path::text_path(name, &digest, references)?;
         for reference in references {
@@ -173,8 +162,7 @@ impl LocalStore {
             STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let written = (|| -> Result<()> {
-            fs::write(&staging, contents)
-                .with_context(|| format!("writing {}", staging.display()))?;
+            fs::write(&staging, contents).with_context(|| format!("writing {}", staging.display()))?;
             canonicalise(&staging)?;
             let (nar_digest, size) = nar::hash_path(&staging)?;
             let target = self.real_path(&path);
@@ -237,11 +225,9 @@ impl LocalStore {
         canonicalise(staging)?;
         if target.symlink_metadata().is_ok() {
             // Present but not registered: what a killed process left behind. It cannot be trusted.
-            remove_tree(&target)
-                .with_context(|| format!("removing the unregistered {}", target.display()))?;
+            remove_tree(&target).with_context(|| format!("removing the unregistered {}", target.display()))?;
         }
-        fs::rename(staging, &target)
-            .with_context(|| format!("moving into place at {}", target.display()))?;
+        fs::rename(staging, &target).with_context(|| format!("moving into place at {}", target.display()))?;
         let info = PathInfo {
             path: path.clone(),
             nar_hash: format!("sha256:{}", hex(digest)),
@@ -294,35 +280,42 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Checks every valid path exists (and, with `check_contents`, still has its recorded NAR hash). Returns one
-    /// line per problem.
-    pub fn verify(&self, check_contents: bool) -> Result<Vec<String>> {
+    /// Checks every valid path exists (and, with `check_contents`, still has its recorded NAR hash). Returns
+    /// each damaged path with a line saying what is wrong.
+    pub fn verify(&self, check_contents: bool) -> Result<Vec<(StorePath, String)>> {
         let mut problems = Vec::new();
         for path in self.db.all_paths()? {
-            let real = self.real_path(&path);
-            if real.symlink_metadata().is_err() {
-                problems.push(format!(
-                    "{path} is registered but missing from {}",
-                    real.display()
-                ));
-                continue;
-            }
-            if check_contents {
-                let info = self
-                    .db
-                    .info(&path)?
-                    .context("a listed path vanished from the database")?;
-                let (digest, _) = nar::hash_path(&real)?;
-                let actual = format!("sha256:{}", hex(&digest));
-                if actual != info.nar_hash {
-                    problems.push(format!(
-                        "{path} was modified: expected hash {}, got {actual}",
-                        info.nar_hash
-                    ));
-                }
+            if let Some(problem) = self.check_path(&path, check_contents)? {
+                problems.push((path, problem));
             }
         }
         Ok(problems)
+    }
+
+    /// What is wrong with one valid path, if anything.
+    pub fn check_path(&self, path: &StorePath, check_contents: bool) -> Result<Option<String>> {
+        let real = self.real_path(path);
+        if real.symlink_metadata().is_err() {
+            return Ok(Some(format!(
+                "{path} is registered but missing from {}",
+                real.display()
+            )));
+        }
+        if check_contents {
+            let info = self
+                .db
+                .info(path)?
+                .with_context(|| format!("{path} is not valid in this store"))?;
+            let (digest, _) = nar::hash_path(&real)?;
+            let actual = format!("sha256:{}", hex(&digest));
+            if actual != info.nar_hash {
+                return Ok(Some(format!(
+                    "{path} was modified: expected hash {}, got {actual}",
+                    info.nar_hash
+                )));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -357,17 +350,12 @@ pub fn canonicalise(path: &Path) -> Result<()> {
         }
     }
     if !meta.file_type().is_symlink() {
-        let mode = if meta.mode() & 0o100 != 0 {
-            0o555
-        } else {
-            0o444
-        };
+        let mode = if meta.mode() & 0o100 != 0 { 0o555 } else { 0o444 };
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .with_context(|| format!("setting the mode of {}", path.display()))?;
     }
     if meta.uid() != 0 || meta.gid() != 0 {
-        std::os::unix::fs::lchown(path, Some(0), Some(0))
-            .with_context(|| format!("chown {}", path.display()))?;
+        std::os::unix::fs::lchown(path, Some(0), Some(0)).with_context(|| format!("chown {}", path.display()))?;
     }
     let one = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1);
     set_symlink_mtime(path, one).with_context(|| format!("setting the mtime of {}", path.display()))
@@ -375,9 +363,7 @@ pub fn canonicalise(path: &Path) -> Result<()> {
 
 fn set_symlink_mtime(path: &Path, time: std::time::SystemTime) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let secs = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as libc::time_t;
     let times = [
         libc::timespec {
             tv_sec: secs,
@@ -445,9 +431,7 @@ mod tests {
 
         // What a kill -9 mid-add leaves: a read-only staging tree of a dead process, and the store path itself
         // moved into place but never registered (the database was reset here to stand for that).
-        let stale = root
-            .join("nix/store")
-            .join(format!("{STAGING_PREFIX}4194305-0"));
+        let stale = root.join("nix/store").join(format!("{STAGING_PREFIX}4194305-0"));
         fs::create_dir_all(stale.join("d")).unwrap();
         canonicalise(&stale).unwrap();
         fs::remove_file(root.join("nix/var/nix/db/db.sqlite")).unwrap();
@@ -457,10 +441,7 @@ mod tests {
         let mut store = LocalStore::open(&root).unwrap();
         assert!(!stale.exists(), "stale staging survived");
         assert_eq!(store.add_path(&source).unwrap(), path);
-        assert!(
-            !real.join("bin/junk").exists(),
-            "the unregistered leftover was trusted"
-        );
+        assert!(!real.join("bin/junk").exists(), "the unregistered leftover was trusted");
         assert!(store.verify(true).unwrap().is_empty());
     }
 }

@@ -225,9 +225,7 @@ impl<R: Read> NarReader<R> {
     fn read_short(&mut self) -> Result<Vec<u8>, NarError> {
         let len = self.read_u64()?;
         if len > MAX_SHORT_STRING {
-            return Err(self.invalid(format!(
-                "a string of {len} bytes where at most {MAX_SHORT_STRING} fit"
-            )));
+            return Err(self.invalid(format!("a string of {len} bytes where at most {MAX_SHORT_STRING} fit")));
         }
         let mut bytes = vec![0u8; len as usize];
         self.read_exact(&mut bytes)?;
@@ -289,8 +287,7 @@ impl<R: Read> NarReader<R> {
                     .open(path)
                     .map_err(restore_err)?;
                 let mut file = BufWriter::with_capacity(COPY_BUFFER, file);
-                let copied =
-                    io::copy(&mut (&mut self.input).take(len), &mut file).map_err(restore_err)?;
+                let copied = io::copy(&mut (&mut self.input).take(len), &mut file).map_err(restore_err)?;
                 self.offset += copied;
                 if copied != len {
                     return Err(self.invalid("the archive is truncated"));
@@ -304,8 +301,7 @@ impl<R: Read> NarReader<R> {
                 if target.is_empty() || target.contains(&0) {
                     return Err(self.invalid("a symlink target that is empty or holds NUL"));
                 }
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), path)
-                    .map_err(restore_err)?;
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), path).map_err(restore_err)?;
             }
             b"directory" => {
                 fs::create_dir(path).map_err(restore_err)?;
@@ -324,21 +320,10 @@ impl<R: Read> NarReader<R> {
                     self.expect("(")?;
                     self.expect("name")?;
                     let name = self.read_short()?;
-                    if name.is_empty()
-                        || name == b"."
-                        || name == b".."
-                        || name.contains(&b'/')
-                        || name.contains(&0)
-                    {
-                        return Err(self.invalid(format!(
-                            "forbidden entry name {:?}",
-                            String::from_utf8_lossy(&name)
-                        )));
+                    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+                        return Err(self.invalid(format!("forbidden entry name {:?}", String::from_utf8_lossy(&name))));
                     }
-                    if previous
-                        .as_ref()
-                        .is_some_and(|p| p.as_slice() >= name.as_slice())
-                    {
+                    if previous.as_ref().is_some_and(|p| p.as_slice() >= name.as_slice()) {
                         return Err(self.invalid(format!(
                             "entry {:?} is not sorted after the one before it (or repeats it)",
                             String::from_utf8_lossy(&name)
@@ -351,10 +336,7 @@ impl<R: Read> NarReader<R> {
                 }
             }
             other => {
-                return Err(self.invalid(format!(
-                    "unknown node type {:?}",
-                    String::from_utf8_lossy(other)
-                )));
+                return Err(self.invalid(format!("unknown node type {:?}", String::from_utf8_lossy(other))));
             }
         }
         self.expect(")")
@@ -414,11 +396,7 @@ mod tests {
         assert_eq!(nar_of(&copy), nar);
         assert_eq!(fs::read_link(copy.join("link")).unwrap(), Path::new("a"));
         assert_ne!(
-            fs::metadata(copy.join("sub/x"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o100,
+            fs::metadata(copy.join("sub/x")).unwrap().permissions().mode() & 0o100,
             0
         );
     }
@@ -455,42 +433,14 @@ mod tests {
     fn bad_archives_are_refused_and_leave_nothing_behind() {
         let good = directory_nar(&[(b"a", b"1"), (b"b", b"2")]);
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-            (
-                "unsorted",
-                directory_nar(&[(b"b", b"1"), (b"a", b"2")]),
-                "not sorted",
-            ),
-            (
-                "duplicate",
-                directory_nar(&[(b"a", b"1"), (b"a", b"2")]),
-                "not sorted",
-            ),
-            (
-                "dotdot",
-                directory_nar(&[(b"..", b"1")]),
-                "forbidden entry name \"..\"",
-            ),
-            (
-                "dot",
-                directory_nar(&[(b".", b"1")]),
-                "forbidden entry name",
-            ),
-            (
-                "slash",
-                directory_nar(&[(b"x/y", b"1")]),
-                "forbidden entry name",
-            ),
-            (
-                "empty name",
-                directory_nar(&[(b"", b"1")]),
-                "forbidden entry name",
-            ),
+            ("unsorted", directory_nar(&[(b"b", b"1"), (b"a", b"2")]), "not sorted"),
+            ("duplicate", directory_nar(&[(b"a", b"1"), (b"a", b"2")]), "not sorted"),
+            ("dotdot", directory_nar(&[(b"..", b"1")]), "forbidden entry name \"..\""),
+            ("dot", directory_nar(&[(b".", b"1")]), "forbidden entry name"),
+            ("slash", directory_nar(&[(b"x/y", b"1")]), "forbidden entry name"),
+            ("empty name", directory_nar(&[(b"", b"1")]), "forbidden entry name"),
             ("truncated", good[..good.len() - 20].to_vec(), "truncated"),
-            (
-                "trailing data",
-                [good.as_slice(), b"x"].concat(),
-                "data after the end",
-            ),
+            ("trailing data", [good.as_slice(), b"x"].concat(), "data after the end"),
             (
                 "wrong magic",
                 wrong_magic(),
@@ -500,9 +450,7 @@ mod tests {
         for (what, nar, expected) in cases {
             let dir = tempfile::tempdir().unwrap();
             let target = dir.path().join("out");
-            let err = restore(nar.as_slice(), &target)
-                .expect_err(what)
-                .to_string();
+            let err = restore(nar.as_slice(), &target).expect_err(what).to_string();
             assert!(err.contains(expected), "{what}: {err}");
             assert!(
                 !target.exists() && fs::symlink_metadata(&target).is_err(),
@@ -513,9 +461,7 @@ mod tests {
 
     #[test]
     fn devices_cannot_be_archived() {
-        let err = dump(Path::new("/dev/null"), io::sink())
-            .unwrap_err()
-            .to_string();
+        let err = dump(Path::new("/dev/null"), io::sink()).unwrap_err().to_string();
         assert!(err.contains("/dev/null is a device node"), "{err}");
     }
 }

@@ -75,9 +75,7 @@ impl StorePath {
 
     /// Parses `<hash32>-<name>`, the store path's file name.
     pub fn from_base_name(base: &str) -> Result<Self, StorePathError> {
-        let malformed = || StorePathError::Malformed {
-            path: base.to_string(),
-        };
+        let malformed = || StorePathError::Malformed { path: base.to_string() };
         if base.len() < HASH_CHARS + 2 || base.as_bytes()[HASH_CHARS] != b'-' {
             return Err(malformed());
         }
@@ -91,13 +89,9 @@ impl StorePath {
         let base = path
             .strip_prefix(STORE_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
-            .ok_or_else(|| StorePathError::NotInStore {
-                path: path.to_string(),
-            })?;
+            .ok_or_else(|| StorePathError::NotInStore { path: path.to_string() })?;
         if base.contains('/') {
-            return Err(StorePathError::Malformed {
-                path: path.to_string(),
-            });
+            return Err(StorePathError::Malformed { path: path.to_string() });
         }
         StorePath::from_base_name(base)
     }
@@ -132,10 +126,7 @@ fn make_store_path(kind: &str, inner: &[u8; 32], name: &str) -> Result<StorePath
     })
 }
 
-fn with_references<'a>(
-    mut kind: String,
-    references: impl IntoIterator<Item = &'a StorePath>,
-) -> String {
+fn with_references<'a>(mut kind: String, references: impl IntoIterator<Item = &'a StorePath>) -> String {
     let mut refs: Vec<String> = references.into_iter().map(StorePath::to_string).collect();
     refs.sort();
     for reference in refs {
@@ -151,11 +142,7 @@ pub fn text_path<'a>(
     contents_digest: &[u8; 32],
     references: impl IntoIterator<Item = &'a StorePath>,
 ) -> Result<StorePath, StorePathError> {
-    make_store_path(
-        &with_references("text".to_string(), references),
-        contents_digest,
-        name,
-    )
+    make_store_path(&with_references("text".to_string(), references), contents_digest, name)
 }
 
 /// The path of an added tree (`nix-store --add`, path literals) with NAR sha256 `nar_digest`.
@@ -206,11 +193,7 @@ pub fn fixed_output_path(
 
 /// The path of output `output` of an input-addressed derivation named `drv_name` whose hashDerivationModulo is
 /// `modulo_hash`.
-pub fn output_path(
-    drv_name: &str,
-    output: &str,
-    modulo_hash: &[u8; 32],
-) -> Result<StorePath, StorePathError> {
+pub fn output_path(drv_name: &str, output: &str, modulo_hash: &[u8; 32]) -> Result<StorePath, StorePathError> {
     let name = if output == "out" {
         drv_name.to_string()
     } else {
@@ -228,28 +211,19 @@ mod tests {
     #[test]
     fn to_file_paths_match_nix() {
         let x = text_path("x", &sha256(b"hello"), []).unwrap();
-        assert_eq!(
-            x.to_string(),
-            "/nix/store/4g4g9i669dl63abpww0djbl2jxl6bwiz-x"
-        );
+        assert_eq!(x.to_string(), "/nix/store/4g4g9i669dl63abpww0djbl2jxl6bwiz-x");
 
         let foo = text_path("foo", &sha256(b"bar"), []).unwrap();
         let baz = text_path("baz", &sha256(foo.to_string().as_bytes()), [&foo]).unwrap();
-        assert_eq!(
-            baz.to_string(),
-            "/nix/store/5xd714cbfnkz02h2vbsj4fm03x3f15nf-baz"
-        );
+        assert_eq!(baz.to_string(), "/nix/store/5xd714cbfnkz02h2vbsj4fm03x3f15nf-baz");
     }
 
     #[test]
     fn added_file_path_matches_nix() {
-        let nar_digest = super::super::hash::nix32_decode(
-            "0sg9f58l1jj88w6pdrfdpj5x9b1zrwszk84j81zvby36q9whhhqa",
-            32,
-        )
-        .unwrap()
-        .try_into()
-        .unwrap();
+        let nar_digest = super::super::hash::nix32_decode("0sg9f58l1jj88w6pdrfdpj5x9b1zrwszk84j81zvby36q9whhhqa", 32)
+            .unwrap()
+            .try_into()
+            .unwrap();
         let path = source_path("hello.txt", &nar_digest, [], false).unwrap();
         assert_eq!(
             path.to_string(),
@@ -259,12 +233,8 @@ mod tests {
 
     #[test]
     fn flat_fixed_output_path_matches_nix() {
-        let path =
-            fixed_output_path("fo", FileIngestion::Flat, "sha256", &sha256(b"hello")).unwrap();
-        assert_eq!(
-            path.to_string(),
-            "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo"
-        );
+        let path = fixed_output_path("fo", FileIngestion::Flat, "sha256", &sha256(b"hello")).unwrap();
+        assert_eq!(path.to_string(), "/nix/store/nqf0xn3i5yddaqga5lmixksnxg099q5c-fo");
     }
 
     #[test]
@@ -272,11 +242,7 @@ mod tests {
         let text = "/nix/store/4g4g9i669dl63abpww0djbl2jxl6bwiz-x";
         let path = StorePath::parse(text).unwrap();
         assert_eq!(
-            (
-                path.to_string().as_str(),
-                path.name(),
-                path.hash_part().as_str()
-            ),
+            (path.to_string().as_str(), path.name(), path.hash_part().as_str()),
             (text, "x", "4g4g9i669dl63abpww0djbl2jxl6bwiz")
         );
     }

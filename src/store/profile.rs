@@ -74,14 +74,9 @@ impl Profile {
                 continue;
             };
             let link = entry.path();
-            let target =
-                fs::read_link(&link).with_context(|| format!("reading {}", link.display()))?;
-            let target = StorePath::parse(&target.to_string_lossy()).with_context(|| {
-                format!(
-                    "generation link {} does not point into the store",
-                    link.display()
-                )
-            })?;
+            let target = fs::read_link(&link).with_context(|| format!("reading {}", link.display()))?;
+            let target = StorePath::parse(&target.to_string_lossy())
+                .with_context(|| format!("generation link {} does not point into the store", link.display()))?;
             let created = fs::symlink_metadata(&link)?.modified()?;
             generations.push(Generation {
                 number,
@@ -129,12 +124,8 @@ impl Profile {
             return Ok(current);
         }
         let number = generations.last().map_or(1, |g| g.number + 1);
-        fs::create_dir_all(self.dir())
-            .with_context(|| format!("creating {}", self.dir().display()))?;
-        replace_symlink(
-            &target.to_string(),
-            &self.dir().join(self.link_name(number)?),
-        )?;
+        fs::create_dir_all(self.dir()).with_context(|| format!("creating {}", self.dir().display()))?;
+        replace_symlink(&target.to_string(), &self.dir().join(self.link_name(number)?))?;
         Ok(number)
     }
 
@@ -151,11 +142,7 @@ impl Profile {
         let current = self
             .current()?
             .with_context(|| format!("profile {} does not exist", self.path.display()))?;
-        let previous = self
-            .generations()?
-            .into_iter()
-            .rev()
-            .find(|g| g.number < current);
+        let previous = self.generations()?.into_iter().rev().find(|g| g.number < current);
         let previous = previous.with_context(|| {
             format!(
                 "profile {} has no generation older than the current one ({current})",
@@ -177,8 +164,7 @@ impl Profile {
                 );
             }
             let link = self.dir().join(self.link_name(number)?);
-            fs::remove_file(&link)
-                .with_context(|| format!("deleting generation {number} ({})", link.display()))?;
+            fs::remove_file(&link).with_context(|| format!("deleting generation {number} ({})", link.display()))?;
         }
         Ok(())
     }
@@ -213,11 +199,7 @@ impl Profile {
     pub fn generations_older_than(&self, age: Duration, now: SystemTime) -> Result<Vec<u64>> {
         let cutoff = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
         let current = self.current()?;
-        let older: Vec<Generation> = self
-            .generations()?
-            .into_iter()
-            .filter(|g| g.created < cutoff)
-            .collect();
+        let older: Vec<Generation> = self.generations()?.into_iter().filter(|g| g.created < cutoff).collect();
         let mut doomed: Vec<u64> = older
             .iter()
             .rev()
@@ -233,8 +215,7 @@ impl Profile {
 /// Parses `30d` (days) as Nix's `--delete-older-than` does.
 pub fn parse_age(text: &str) -> Result<Duration> {
     let days = text.strip_suffix('d').and_then(|n| n.parse::<u64>().ok());
-    let days =
-        days.with_context(|| format!("{text:?} is not an age like '30d' (a number of days)"))?;
+    let days = days.with_context(|| format!("{text:?} is not an age like '30d' (a number of days)"))?;
     Ok(Duration::from_secs(days * 24 * 60 * 60))
 }
 
@@ -264,24 +245,14 @@ mod tests {
     }
 
     fn set_created(link: &Path, when: SystemTime) {
-        let secs = when
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as libc::time_t;
+        let secs = when.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as libc::time_t;
         let times = [libc::timespec {
             tv_sec: secs,
             tv_nsec: 0,
         }; 2];
         let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
         // SAFETY: valid path and timespec array.
-        let rc = unsafe {
-            libc::utimensat(
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                times.as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
+        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
         assert_eq!(rc, 0);
     }
 
@@ -311,16 +282,8 @@ mod tests {
         assert_eq!(profile.rollback().unwrap(), 1);
         assert_eq!(profile.current().unwrap(), Some(1));
         let err = profile.rollback().unwrap_err().to_string();
-        assert!(
-            err.contains("no generation older than the current one (1)"),
-            "{err}"
-        );
-        let numbers: Vec<u64> = profile
-            .generations()
-            .unwrap()
-            .iter()
-            .map(|g| g.number)
-            .collect();
+        assert!(err.contains("no generation older than the current one (1)"), "{err}");
+        let numbers: Vec<u64> = profile.generations().unwrap().iter().map(|g| g.number).collect();
         assert_eq!(numbers, [1, 2]);
         assert!(profile.switch(7).is_err());
     }
@@ -341,12 +304,7 @@ mod tests {
                 .contains("current")
         );
         assert_eq!(profile.delete_old().unwrap(), [1, 3]);
-        let numbers: Vec<u64> = profile
-            .generations()
-            .unwrap()
-            .iter()
-            .map(|g| g.number)
-            .collect();
+        let numbers: Vec<u64> = profile.generations().unwrap().iter().map(|g| g.number).collect();
         assert_eq!(numbers, [2]);
     }
 
@@ -357,9 +315,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100 * 86400);
         // Generations 1..4 made 40, 35, 20 and 1 days ago; 4 is current.
         for (i, days_ago) in [40u64, 35, 20, 1].iter().enumerate() {
-            let n = profile
-                .add_generation(&store_path(&format!("g{i}")))
-                .unwrap();
+            let n = profile.add_generation(&store_path(&format!("g{i}"))).unwrap();
             set_created(
                 &dir.path().join(format!("p-{n}-link")),
                 now - Duration::from_secs(days_ago * 86400),
@@ -367,18 +323,8 @@ mod tests {
         }
         profile.switch(4).unwrap();
         // Cutoff 30 days ago: 1 and 2 are older; 2 was live at the cutoff and stays.
-        assert_eq!(
-            profile
-                .delete_older_than(parse_age("30d").unwrap(), now)
-                .unwrap(),
-            [1]
-        );
-        let numbers: Vec<u64> = profile
-            .generations()
-            .unwrap()
-            .iter()
-            .map(|g| g.number)
-            .collect();
+        assert_eq!(profile.delete_older_than(parse_age("30d").unwrap(), now).unwrap(), [1]);
+        let numbers: Vec<u64> = profile.generations().unwrap().iter().map(|g| g.number).collect();
         assert_eq!(numbers, [2, 3, 4]);
         assert!(parse_age("30").is_err() && parse_age("xd").is_err());
     }
