@@ -447,3 +447,25 @@ fn verify_repair_rebuilds_damaged_outputs_and_explains_added_paths() {
         "{said}"
     );
 }
+
+#[test]
+fn a_missing_input_is_named_and_nothing_is_registered() {
+    let fx = Fixture::new();
+    let drv = fx.instantiate("lonely.nix", "mk \"lonely\" \"$b mkdir $out\" {}");
+    // The builder (busybox, an input source) vanishes from the store behind the database's back.
+    let bb = fs::read_dir(fx.root().join("nix/store"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-bb"))
+        .unwrap();
+    fs::remove_dir_all(&bb).unwrap();
+    let output = fx.rixos(&["store", "realise", &drv]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(said.contains("-bb is registered but missing from the store"), "{said}");
+    let listed: Vec<String> = fs::read_dir(fx.root().join("nix/store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!listed.iter().any(|n| n.ends_with("-lonely")), "{listed:?}");
+}

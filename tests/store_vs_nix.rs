@@ -255,3 +255,30 @@ fn verify_reports_a_tampered_path_and_a_missing_one() {
         "{said}"
     );
 }
+
+#[test]
+fn a_file_larger_than_4_gib_is_streamed_not_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    // Sparse: 4.5 GiB of zeros that take no disk space.
+    fs::File::create(&big).unwrap().set_len(4608 << 20).unwrap();
+    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which also reports its peak memory")]
+    let child = Command::new(env!("CARGO_BIN_EXE_rixos"))
+        .args(["store", "dump"])
+        .arg(&big)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait4 reports this one child's peak memory, whatever other tests run meanwhile.
+    let mut status = 0;
+    // SAFETY: wait4 on our own child, filling a zeroed rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "dump failed: {status}"
+    );
+    let peak_kib = usage.ru_maxrss;
+    assert!(peak_kib < 64 * 1024, "dumping a 4.5 GiB file peaked at {peak_kib} KiB");
+}
