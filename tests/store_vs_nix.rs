@@ -262,7 +262,10 @@ fn a_file_larger_than_4_gib_is_streamed_not_held_in_memory() {
     let big = dir.path().join("big");
     // Sparse: 4.5 GiB of zeros that take no disk space.
     fs::File::create(&big).unwrap().set_len(4608 << 20).unwrap();
-    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which also reports its peak memory")]
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also reports its peak memory"
+    )]
     let child = Command::new(env!("CARGO_BIN_EXE_rixos"))
         .args(["store", "dump"])
         .arg(&big)

@@ -24,8 +24,9 @@ use sha2::{Digest, Sha256};
 use super::db::PathInfo;
 use super::derivation::Derivation;
 use super::hash::{hex, nix32_encode};
-use super::local::{LocalStore, canonicalise, now, remove_tree};
+use super::local::{LocalStore, canonicalise, now};
 use super::nar;
+use super::nar::remove_tree;
 use super::path::{STORE_DIR, StorePath};
 
 /// The unprivileged user and group builders run as (Nix's first nixbld user has these ids by convention).

@@ -60,6 +60,14 @@ pub enum DbError {
     Io { path: String, source: std::io::Error },
 }
 
+/// Wraps SQLite errors with the database's file name.
+fn sql_error(path: &str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    move |source| DbError::Sqlite {
+        path: path.to_string(),
+        source,
+    }
+}
+
 /// What the database records of one valid path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathInfo {
@@ -107,11 +115,11 @@ impl Database {
         let conn = Connection::open(db_dir.join("db.sqlite")).map_err(sql)?;
         // As Nix configures its connection: WAL, foreign keys on, and a long wait for other writers.
         conn.busy_timeout(std::time::Duration::from_secs(60 * 60))
-            .map_err(sql)?;
+            .map_err(&sql)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
         let _mode: String = conn
             .query_row("pragma journal_mode = wal", [], |r| r.get(0))
-            .map_err(sql)?;
+            .map_err(&sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         if !schema_file.exists() {
@@ -130,12 +138,8 @@ impl Database {
     /// Registers paths in one transaction: either all become valid or none does. References must be valid
     /// already or be among `infos`.
     pub fn register(&mut self, infos: &[PathInfo]) -> Result<(), DbError> {
-        let path = self.path.clone();
-        let sql = |source| DbError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
+        let sql = sql_error(&self.path);
+        let tx = self.conn.transaction().map_err(&sql)?;
         for info in infos {
             tx.execute(
                 "insert or replace into ValidPaths (path, hash, registrationTime, deriver, narSize, ca) \
@@ -149,7 +153,7 @@ impl Database {
                     info.ca,
                 ],
             )
-            .map_err(sql)?;
+            .map_err(&sql)?;
         }
         for info in infos {
             for reference in &info.references {
@@ -159,7 +163,7 @@ impl Database {
                          select a.id, b.id from ValidPaths a, ValidPaths b where a.path = ?1 and b.path = ?2",
                         params![info.path.to_string(), reference.to_string()],
                     )
-                    .map_err(sql)?;
+                    .map_err(&sql)?;
                 if inserted == 0 {
                     return Err(DbError::MissingReference {
                         path: info.path.clone(),
@@ -168,30 +172,26 @@ impl Database {
                 }
             }
         }
-        tx.commit().map_err(sql)
+        tx.commit().map_err(&sql)
     }
 
     /// Makes paths invalid in one transaction. Their own references go first; a path still referenced by a
     /// valid path outside the set makes the whole call fail (the schema's `on delete restrict`).
     pub fn unregister(&mut self, paths: &[StorePath]) -> Result<(), DbError> {
-        let path = self.path.clone();
-        let sql = |source| DbError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
+        let sql = sql_error(&self.path);
+        let tx = self.conn.transaction().map_err(&sql)?;
         for doomed in paths {
             tx.execute(
                 "delete from Refs where referrer = (select id from ValidPaths where path = ?1)",
                 [doomed.to_string()],
             )
-            .map_err(sql)?;
+            .map_err(&sql)?;
         }
         for doomed in paths {
             tx.execute("delete from ValidPaths where path = ?1", [doomed.to_string()])
-                .map_err(sql)?;
+                .map_err(&sql)?;
         }
-        tx.commit().map_err(sql)
+        tx.commit().map_err(&sql)
     }
 
     pub fn is_valid(&self, path: &StorePath) -> Result<bool, DbError> {

@@ -16,7 +16,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::local::{LocalStore, remove_tree};
+use super::local::LocalStore;
+use super::nar::remove_tree;
 use super::path::{STORE_DIR, StorePath};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

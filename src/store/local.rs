@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::db::{Database, PathInfo};
 use super::hash::{hex, nix32_encode};
-use super::nar;
+use super::nar::{self, remove_tree};
 use super::path::{STORE_DIR, StorePath, source_path};
 
 /// Where the store lives on a host that is not a rixos system (DESIGN.md): never the host's own /nix.
@@ -391,30 +391,6 @@ fn set_symlink_mtime(path: &Path, time: std::time::SystemTime) -> io::Result<()>
     }
 }
 
-/// Removes a tree even where canonicalisation made directories read-only for non-root users.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            make_writable(path)?;
-            fs::remove_dir_all(path)
-        }
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn make_writable(dir: &Path) -> io::Result<()> {
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            make_writable(&entry.path())?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,7 +411,7 @@ mod tests {
         fs::create_dir_all(stale.join("d")).unwrap();
         canonicalise(&stale).unwrap();
         fs::remove_file(root.join("nix/var/nix/db/db.sqlite")).unwrap();
-        make_writable(&real).unwrap();
+        crate::store::nar::make_writable(&real).unwrap();
         fs::write(real.join("bin/junk"), "").unwrap();
 
         let mut store = LocalStore::open(&root).unwrap();
