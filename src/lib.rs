@@ -5,4 +5,5 @@
 
 pub mod boot;
 pub mod cli;
+pub mod eval;
 pub mod store;
