@@ -237,10 +237,11 @@ impl Database {
         }))
     }
 
-    fn paths_of(&self, query: &str, path: &StorePath) -> Result<Vec<StorePath>, DbError> {
+    /// The store paths a one-column query returns, sorted.
+    fn paths_of(&self, query: &str, params: impl rusqlite::Params) -> Result<Vec<StorePath>, DbError> {
         let mut statement = self.conn.prepare_cached(query).map_err(|e| self.sql(e))?;
         let rows = statement
-            .query_map([path.to_string()], |r| r.get::<_, String>(0))
+            .query_map(params, |r| r.get::<_, String>(0))
             .map_err(|e| self.sql(e))?;
         let mut paths = Vec::new();
         for row in rows {
@@ -254,7 +255,7 @@ impl Database {
         self.paths_of(
             "select b.path from ValidPaths a join Refs on Refs.referrer = a.id join ValidPaths b on b.id = Refs.reference \
              where a.path = ?1",
-            path,
+            [path.to_string()],
         )
     }
 
@@ -262,25 +263,13 @@ impl Database {
         self.paths_of(
             "select a.path from ValidPaths b join Refs on Refs.reference = b.id join ValidPaths a on a.id = Refs.referrer \
              where b.path = ?1",
-            path,
+            [path.to_string()],
         )
     }
 
     /// Every valid path, sorted.
     pub fn all_paths(&self) -> Result<Vec<StorePath>, DbError> {
-        let mut statement = self
-            .conn
-            .prepare("select path from ValidPaths")
-            .map_err(|e| self.sql(e))?;
-        let rows = statement
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| self.sql(e))?;
-        let mut paths = Vec::new();
-        for row in rows {
-            paths.push(StorePath::parse(&row.map_err(|e| self.sql(e))?)?);
-        }
-        paths.sort();
-        Ok(paths)
+        self.paths_of("select path from ValidPaths", [])
     }
 }
 
