@@ -46,13 +46,87 @@ pub fn dump(path: &Path, out: impl Write) -> Result<(), NarError> {
 }
 
 /// The sha256 of the NAR of `path`, and the NAR's size in bytes.
+///
+/// Reading the tree and hashing overlap: a thread writes the NAR into 1 MiB chunks (recycled, so nothing is
+/// allocated per chunk) while this one hashes them.
 pub fn hash_path(path: &Path) -> Result<([u8; 32], u64), NarError> {
-    let mut sink = HashingWriter {
-        hasher: Sha256::new(),
-        size: 0,
-    };
-    dump(path, &mut sink)?;
-    Ok((sink.hasher.finalize().into(), sink.size))
+    const CHUNKS: usize = 4;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS);
+    for _ in 0..CHUNKS {
+        empty_tx
+            .send(Vec::with_capacity(COPY_BUFFER))
+            .expect("the channel has room for every chunk");
+    }
+    let source = path.to_path_buf();
+    let producer = std::thread::spawn(move || {
+        let mut writer = ChunkWriter {
+            full: full_tx,
+            empty: empty_rx,
+            chunk: Vec::new(),
+        };
+        writer.chunk = writer.next_chunk()?;
+        dump(&source, &mut writer)?;
+        writer.send().map_err(NarError::Write)
+    });
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    for mut chunk in full_rx {
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        chunk.clear();
+        // The producer may have finished and dropped its receiver; then the chunk is simply freed.
+        let _ = empty_tx.send(chunk);
+    }
+    producer
+        .join()
+        .map_err(|_| NarError::Write(io::Error::other("the archiver thread panicked")))??;
+    Ok((hasher.finalize().into(), size))
+}
+
+/// Collects written bytes into chunks for another thread, reusing the chunks it hands back.
+struct ChunkWriter {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn next_chunk(&self) -> Result<Vec<u8>, NarError> {
+        self.empty
+            .recv()
+            .map_err(|_| NarError::Write(io::Error::other("the hashing side stopped")))
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .empty
+            .recv()
+            .map_err(|_| io::Error::other("the hashing side stopped"))?;
+        let full = std::mem::replace(&mut self.chunk, next);
+        self.full
+            .send(full)
+            .map_err(|_| io::Error::other("the hashing side stopped"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = COPY_BUFFER - self.chunk.len();
+        let n = buf.len().min(room);
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() == COPY_BUFFER {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 pub struct HashingWriter {
