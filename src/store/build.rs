@@ -178,11 +178,7 @@ impl LocalStore {
                     );
                 }
             }
-            let target = self.real_path(path);
-            if fs::symlink_metadata(&target).is_ok() {
-                remove_tree(&target).with_context(|| format!("removing the old {}", target.display()))?;
-            }
-            fs::rename(&built, &target).with_context(|| format!("moving the output to {}", target.display()))?;
+            self.move_into_place(&built, path)?;
             infos.push(PathInfo {
                 path: path.clone(),
                 nar_hash,

@@ -205,6 +205,20 @@ impl Database {
         Ok(found.is_some())
     }
 
+    /// The derivation that built `path`, if the database knows it.
+    pub fn deriver(&self, path: &StorePath) -> Result<Option<StorePath>, DbError> {
+        let deriver: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "select deriver from ValidPaths where path = ?1",
+                [path.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(deriver.flatten().as_deref().map(StorePath::parse).transpose()?)
+    }
+
     pub fn info(&self, path: &StorePath) -> Result<Option<PathInfo>, DbError> {
         let row = self
             .conn

@@ -188,23 +188,29 @@ impl LocalStore {
     /// Everything that must stay: the roots' closure and, for each live path, its deriver's closure.
     pub fn live_paths(&self) -> Result<BTreeSet<StorePath>> {
         let roots: Vec<StorePath> = self.roots()?.into_iter().map(|(path, _)| path).collect();
-        let mut live: BTreeSet<StorePath> = self.requisites(&roots)?.into_iter().collect();
-        loop {
+        let mut live: BTreeSet<StorePath> = BTreeSet::new();
+        let mut added = self.requisites(&roots)?;
+        // Each round looks only at the paths the previous one added.
+        while !added.is_empty() {
             let mut derivers = Vec::new();
-            for path in &live {
-                if let Some(info) = self.db().info(path)?
-                    && let Some(deriver) = info.deriver
+            for path in &added {
+                live.insert(path.clone());
+            }
+            for path in &added {
+                if let Some(deriver) = self.db().deriver(path)?
                     && !live.contains(&deriver)
                     && self.db().is_valid(&deriver)?
                 {
                     derivers.push(deriver);
                 }
             }
-            if derivers.is_empty() {
-                return Ok(live);
-            }
-            live.extend(self.requisites(&derivers)?);
+            added = self
+                .requisites(&derivers)?
+                .into_iter()
+                .filter(|p| !live.contains(p))
+                .collect();
         }
+        Ok(live)
     }
 
     /// Deletes every valid path that is not live (or only reports them with `dry_run`), then removes files in

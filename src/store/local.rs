@@ -5,7 +5,7 @@
 //! directory (`.rixos-staging-<pid>-<n>`, never a valid store path name), canonicalised, renamed into place,
 //! and only then registered, in one transaction. Staging left by a killed process is removed on next open.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -51,8 +51,11 @@ impl LocalStore {
             db,
             quiet: false,
         };
-        store.remove_stale_staging()?;
-        store.remove_stale_builds()?;
+        store.remove_entries_of_dead_processes(&store.store_dir(), |name| {
+            name.strip_prefix(STAGING_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+        })?;
+        store.remove_entries_of_dead_processes(&store.state_dir().join("builds"), |name| name.rsplit('-').next())?;
         Ok(store)
     }
 
@@ -67,22 +70,6 @@ impl LocalStore {
     /// `ROOT/nix/var/nix`: database, roots, profiles, logs, build directories.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("nix/var/nix")
-    }
-
-    /// Build directories are named `<drv hash>-<pid>`; those of dead processes are leftovers of a kill.
-    fn remove_stale_builds(&self) -> Result<()> {
-        let Ok(entries) = fs::read_dir(self.state_dir().join("builds")) else {
-            return Ok(());
-        };
-        for entry in entries {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.rsplit('-').next().unwrap_or_default();
-            if !Path::new("/proc").join(pid).exists() {
-                remove_tree(&entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
-            }
-        }
-        Ok(())
     }
 
     /// The physical location of a store path.
@@ -103,19 +90,36 @@ impl LocalStore {
         self.root.join(STORE_DIR.trim_start_matches('/'))
     }
 
-    fn remove_stale_staging(&self) -> Result<()> {
-        for entry in fs::read_dir(self.store_dir())? {
+    /// Removes the entries of `dir` that `owner` attributes to a process that no longer runs: staging trees
+    /// (`.rixos-staging-<pid>-<n>`) and build directories (`<drv hash>-<pid>`) left by a kill.
+    fn remove_entries_of_dead_processes(&self, dir: &Path, owner: impl Fn(&str) -> Option<&str>) -> Result<()> {
+        let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+        for entry in entries {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
-                continue;
-            };
-            let pid = rest.split('-').next().unwrap_or_default();
+            let Some(pid) = owner(&name) else { continue };
             if !Path::new("/proc").join(pid).exists() {
                 remove_tree(&entry.path()).with_context(|| format!("removing stale {}", entry.path().display()))?;
             }
         }
         Ok(())
+    }
+
+    /// A fresh staging name in the store directory; never a valid store path name.
+    fn staging_path(&self) -> PathBuf {
+        let counter = STAGING_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.store_dir()
+            .join(format!("{STAGING_PREFIX}{}-{counter}", std::process::id()))
+    }
+
+    /// Moves a finished, canonical tree to `path`'s place. Something already there but not registered is
+    /// what a killed process left behind: it is removed, never trusted.
+    pub(crate) fn move_into_place(&self, staging: &Path, path: &StorePath) -> Result<()> {
+        let target = self.real_path(path);
+        if target.symlink_metadata().is_ok() {
+            remove_tree(&target).with_context(|| format!("removing the unregistered {}", target.display()))?;
+        }
+        fs::rename(staging, &target).with_context(|| format!("moving into place at {}", target.display()))
     }
 
     /// Copies `source` into the store like `nix-store --add`: a `source` path named after its file name, content
@@ -126,15 +130,11 @@ impl LocalStore {
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no usable file name", source.display()))?;
         super::path::check_name(name)?;
-        let staging = self.store_dir().join(format!(
-            "{STAGING_PREFIX}{}-{}",
-            std::process::id(),
-            STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let staging = self.staging_path();
         let added = self.copy_and_hash(source, &staging).and_then(|(digest, size)| {
             let path = source_path(name, &digest, [], false)?;
             let ca = format!("fixed:r:sha256:{}", nix32_encode(&digest));
-            self.install(&staging, &path, &digest, size, Some(ca))?;
+            self.install(&staging, &path, &digest, size, Vec::new(), ca)?;
             Ok(path)
         });
         if added.is_err() {
@@ -156,30 +156,13 @@ impl LocalStore {
         if self.db.is_valid(&path)? {
             return Ok(path);
         }
-        let staging = self.store_dir().join(format!(
-            "{STAGING_PREFIX}{}-{}",
-            std::process::id(),
-            STAGING_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let staging = self.staging_path();
         let written = (|| -> Result<()> {
             fs::write(&staging, contents).with_context(|| format!("writing {}", staging.display()))?;
             canonicalise(&staging)?;
             let (nar_digest, size) = nar::hash_path(&staging)?;
-            let target = self.real_path(&path);
-            if target.symlink_metadata().is_ok() {
-                remove_tree(&target)?;
-            }
-            fs::rename(&staging, &target)?;
-            self.db.register(&[PathInfo {
-                path: path.clone(),
-                nar_hash: format!("sha256:{}", hex(&nar_digest)),
-                nar_size: size,
-                registration_time: now(),
-                deriver: None,
-                references: references.to_vec(),
-                ca: Some(format!("text:sha256:{}", nix32_encode(&digest))),
-            }])?;
-            Ok(())
+            let ca = format!("text:sha256:{}", nix32_encode(&digest));
+            self.install(&staging, &path, &nar_digest, size, references.to_vec(), ca)
         })();
         if written.is_err() {
             let _ = remove_tree(&staging);
@@ -208,76 +191,58 @@ impl LocalStore {
         Ok((tee.hasher.finalize().into(), tee.size))
     }
 
-    /// Canonicalises `staging`, moves it to `path` and registers it. A valid `path` already there wins.
+    /// Canonicalises `staging`, moves it to `path` and registers it with its NAR hash, references and content
+    /// address. A valid `path` already there wins.
     fn install(
         &mut self,
         staging: &Path,
         path: &StorePath,
-        digest: &[u8; 32],
-        size: u64,
-        ca: Option<String>,
+        nar_digest: &[u8; 32],
+        nar_size: u64,
+        references: Vec<StorePath>,
+        ca: String,
     ) -> Result<()> {
-        let target = self.real_path(path);
-        if self.db.is_valid(path)? && target.symlink_metadata().is_ok() {
+        if self.db.is_valid(path)? && self.real_path(path).symlink_metadata().is_ok() {
             remove_tree(staging)?;
             return Ok(());
         }
         canonicalise(staging)?;
-        if target.symlink_metadata().is_ok() {
-            // Present but not registered: what a killed process left behind. It cannot be trusted.
-            remove_tree(&target).with_context(|| format!("removing the unregistered {}", target.display()))?;
-        }
-        fs::rename(staging, &target).with_context(|| format!("moving into place at {}", target.display()))?;
-        let info = PathInfo {
+        self.move_into_place(staging, path)?;
+        self.db.register(&[PathInfo {
             path: path.clone(),
-            nar_hash: format!("sha256:{}", hex(digest)),
-            nar_size: size,
+            nar_hash: format!("sha256:{}", hex(nar_digest)),
+            nar_size,
             registration_time: now(),
             deriver: None,
-            references: Vec::new(),
-            ca,
-        };
-        self.db.register(&[info])?;
+            references,
+            ca: Some(ca),
+        }])?;
         Ok(())
     }
 
     /// The closure of `paths`: they and everything they reference, directly or not, each path after everything
     /// it references, in the order `nix-store -qR` prints (a depth-first walk over paths sorted by name).
     pub fn requisites(&self, paths: &[StorePath]) -> Result<Vec<StorePath>> {
-        let mut closure: BTreeSet<StorePath> = BTreeSet::new();
+        // Each path's references, asked of the database once and used for both the closure and the order.
+        let mut closure: BTreeMap<StorePath, Vec<StorePath>> = BTreeMap::new();
         let mut todo: Vec<StorePath> = paths.to_vec();
         while let Some(path) = todo.pop() {
+            if closure.contains_key(&path) {
+                continue;
+            }
             if !self.db.is_valid(&path)? {
                 bail!("{path} is not valid in this store");
             }
-            if closure.insert(path.clone()) {
-                todo.extend(self.db.references(&path)?);
-            }
+            let references = self.db.references(&path)?;
+            todo.extend(references.iter().cloned());
+            closure.insert(path, references);
         }
         let mut order = Vec::with_capacity(closure.len());
         let mut done = BTreeSet::new();
-        for path in &closure {
-            self.visit_references_first(path, &mut done, &mut order)?;
+        for path in closure.keys() {
+            visit_references_first(path, &closure, &mut done, &mut order);
         }
         Ok(order)
-    }
-
-    fn visit_references_first(
-        &self,
-        path: &StorePath,
-        done: &mut BTreeSet<StorePath>,
-        order: &mut Vec<StorePath>,
-    ) -> Result<()> {
-        if !done.insert(path.clone()) {
-            return Ok(());
-        }
-        for reference in self.db.references(path)? {
-            if &reference != path {
-                self.visit_references_first(&reference, done, order)?;
-            }
-        }
-        order.push(path.clone());
-        Ok(())
     }
 
     /// Checks every valid path exists (and, with `check_contents`, still has its recorded NAR hash). Returns
@@ -317,6 +282,23 @@ impl LocalStore {
         }
         Ok(None)
     }
+}
+
+fn visit_references_first(
+    path: &StorePath,
+    closure: &BTreeMap<StorePath, Vec<StorePath>>,
+    done: &mut BTreeSet<StorePath>,
+    order: &mut Vec<StorePath>,
+) {
+    if !done.insert(path.clone()) {
+        return;
+    }
+    for reference in &closure[path] {
+        if reference != path {
+            visit_references_first(reference, closure, done, order);
+        }
+    }
+    order.push(path.clone());
 }
 
 pub(crate) fn now() -> i64 {
