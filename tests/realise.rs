@@ -71,6 +71,14 @@ impl Fixture {
         self.root().join(store_path.trim_start_matches('/'))
     }
 
+    /// The store directory's entry ending in `suffix` (e.g. "-bb" for a path named bb), if any.
+    fn store_entry(&self, suffix: &str) -> Option<PathBuf> {
+        let entries = fs::read_dir(self.root().join("nix/store")).unwrap();
+        entries
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+    }
+
     fn nix_verify_is_clean(&self) {
         let out = Command::new("nix-store")
             .arg("--store")
@@ -197,11 +205,9 @@ fn a_failing_builder_shows_its_log_and_registers_nothing() {
         "{said}"
     );
     assert!(said.contains("full log: ") && said.contains("-fails.drv.log"), "{said}");
-    let listed = fs::read_dir(fx.root().join("nix/store"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap());
-    assert!(
-        !listed.into_iter().any(|n| n.ends_with("-fails")),
+    assert_eq!(
+        fx.store_entry("-fails"),
+        None,
         "a failed build left its output in the store"
     );
 }
@@ -337,13 +343,10 @@ fn builtin_fetchurl_downloads_and_refuses_a_tampered_file() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(said.contains("hash mismatch in fixed-output derivation"), "{said}");
-    let listed: Vec<String> = fs::read_dir(fx.root().join("nix/store"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(
-        !listed.iter().any(|n| n.ends_with("-fo-bad")),
-        "the tampered download reached the store: {listed:?}"
+    assert_eq!(
+        fx.store_entry("-fo-bad"),
+        None,
+        "the tampered download reached the store"
     );
     fx.nix_verify_is_clean();
 }
@@ -453,19 +456,15 @@ fn a_missing_input_is_named_and_nothing_is_registered() {
     let fx = Fixture::new();
     let drv = fx.instantiate("lonely.nix", "mk \"lonely\" \"$b mkdir $out\" {}");
     // The builder (busybox, an input source) vanishes from the store behind the database's back.
-    let bb = fs::read_dir(fx.root().join("nix/store"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-bb"))
-        .unwrap();
+    let bb = fx.store_entry("-bb").expect("busybox in the store");
     fs::remove_dir_all(&bb).unwrap();
     let output = fx.rixos(&["store", "realise", &drv]);
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(said.contains("-bb is registered but missing from the store"), "{said}");
-    let listed: Vec<String> = fs::read_dir(fx.root().join("nix/store"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert!(!listed.iter().any(|n| n.ends_with("-lonely")), "{listed:?}");
+    assert_eq!(
+        fx.store_entry("-lonely"),
+        None,
+        "a build with a missing input left its output"
+    );
 }
