@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod gc;
+mod instantiate;
 mod store;
 
 /// Build, install and convert Linux systems the NixOS way.
@@ -30,6 +31,10 @@ pub enum Command {
     /// Work with store paths and NAR archives (like nix-store and nix-hash).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Evaluate Nix expressions and write derivations (like nix-instantiate).
+    Instantiate(instantiate::InstantiateArgs),
+    /// Evaluate an expression and build the derivations it gives; link `result` to the output (like nix-build).
+    Build(instantiate::BuildArgs),
     /// Delete old generations (-d, --delete-older-than) and unreachable store paths (like nix-collect-garbage).
     Gc(gc::GcArgs),
 }
@@ -39,6 +44,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Store(command) => command.run(&cli.store, cli.quiet),
         Command::Gc(args) => gc::run(&cli.store, &args),
+        Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
+        Command::Build(args) => instantiate::build(&cli.store, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

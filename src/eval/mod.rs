@@ -1,4 +1,18 @@
-//! The Nix language. So far the front end: parsing with rnix plus the checks Nix makes at parse time. The
-//! evaluator itself (issue 4) is still to come. Knows nothing of disks or images.
+//! The Nix language: parsing (rnix plus Nix's parse-time checks), compiling to a resolved expression tree,
+//! lazy evaluation, the builtins, and printing values. Knows nothing of disks or images: files and the store
+//! are reached through `io::EvalIo`.
 
+pub mod builtins;
+pub mod compile;
+pub mod derivation;
+pub mod error;
+#[allow(clippy::module_inception)]
+pub mod eval;
+pub mod io;
+pub mod json;
 pub mod parse;
+pub mod print;
+pub mod regex;
+pub mod session;
+pub mod value;
+pub mod xml;

@@ -129,6 +129,11 @@ impl LocalStore {
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{} has no usable file name", source.display()))?;
+        self.add_path_named(source, name)
+    }
+
+    /// Like `add_path`, with the store path named `name` (`builtins.path`, `filterSource`).
+    pub fn add_path_named(&mut self, source: &Path, name: &str) -> Result<StorePath> {
         super::path::check_name(name)?;
         let staging = self.staging_path();
         let added = self.copy_and_hash(source, &staging).and_then(|(digest, size)| {

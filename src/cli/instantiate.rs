@@ -1,0 +1,224 @@
+//! `rixos instantiate` (nix-instantiate's flags) and `rixos build` (like nix-build).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::eval::eval::Settings;
+use crate::eval::io::StoreIo;
+use crate::eval::session::{AutoArg, Input, Output, Request, on_eval_thread, run};
+use crate::store::local::LocalStore;
+use crate::store::path::StorePath;
+
+/// What nix-instantiate and nix-build share: the expression, its arguments and evaluation settings.
+#[derive(Debug, Args)]
+pub struct ExprArgs {
+    /// The file to evaluate (`-` for standard input); default `./default.nix`.
+    pub file: Option<String>,
+    /// Evaluate EXPR instead of a file.
+    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
+    pub expr: Option<String>,
+    /// Select an attribute of the result (repeatable), like `a.b.0`.
+    #[arg(short = 'A', long = "attr", value_name = "ATTR")]
+    pub attr: Vec<String>,
+    /// Pass NAME = EXPR to a top-level function.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"], action = clap::ArgAction::Append)]
+    pub arg: Vec<String>,
+    /// Pass NAME = "VALUE" to a top-level function.
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub argstr: Vec<String>,
+    /// Add to the search path used by `<name>` lookups (before NIX_PATH).
+    #[arg(short = 'I', long = "include", value_name = "PATH")]
+    pub include: Vec<String>,
+    /// Show the chain of evaluation frames that led to an error.
+    #[arg(long)]
+    pub show_trace: bool,
+    /// Allow impure builtins (accepted for compatibility; rixos evaluates impurely unless --pure-eval).
+    #[arg(long)]
+    pub impure: bool,
+    /// Pure evaluation: getEnv gives "" and unhashed fetches are refused.
+    #[arg(long)]
+    pub pure_eval: bool,
+    /// Experimental features (`parse-toml-timestamps` is recognised; others are accepted).
+    #[arg(
+        long = "extra-experimental-features",
+        alias = "experimental-features",
+        value_name = "FEATURES"
+    )]
+    pub features: Vec<String>,
+    /// Lints of newer Nix versions on path and URL literals: accepted, not yet enforced.
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_absolute_path_literals: Option<String>,
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_short_path_literals: Option<String>,
+    #[arg(long, value_name = "LEVEL")]
+    pub lint_url_literals: Option<String>,
+    /// Deepest nesting of function calls before evaluation stops with "stack overflow".
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_call_depth: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct InstantiateArgs {
+    #[command(flatten)]
+    pub expr: ExprArgs,
+    /// Evaluate and print the value instead of writing derivations.
+    #[arg(long)]
+    pub eval: bool,
+    /// With --eval: evaluate the whole value, not just its top.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the value as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the value as XML.
+    #[arg(long)]
+    pub xml: bool,
+    /// With --xml: leave out source positions.
+    #[arg(long)]
+    pub no_location: bool,
+    /// Only parse, and print nothing but errors.
+    #[arg(long)]
+    pub parse: bool,
+    /// Compute derivations and paths without writing to the store.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub expr: ExprArgs,
+    /// Name of the symlink to the first output (default `result`).
+    #[arg(short = 'o', long = "out-link", default_value = "result")]
+    pub out_link: PathBuf,
+    /// Make no result symlink.
+    #[arg(long)]
+    pub no_out_link: bool,
+}
+
+impl ExprArgs {
+    fn request(&self, output: Output, strict: bool, location: bool) -> Result<Request> {
+        let input = match (&self.expr, self.file.as_deref()) {
+            (Some(e), None) => Input::Expr(e.clone()),
+            (Some(_), Some(_)) => bail!("give either a file or --expr, not both"),
+            (None, Some("-")) => {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading standard input")?;
+                Input::Stdin(s)
+            }
+            (None, Some(f)) => Input::File(PathBuf::from(f)),
+            (None, None) => Input::File(PathBuf::from("default.nix")),
+        };
+        let mut args = Vec::new();
+        for pair in self.arg.chunks(2) {
+            args.push(AutoArg::Expr(pair[0].clone(), pair[1].clone()));
+        }
+        for pair in self.argstr.chunks(2) {
+            args.push(AutoArg::Str(pair[0].clone(), pair[1].clone()));
+        }
+        let settings = Settings {
+            show_trace: self.show_trace,
+            max_call_depth: self.max_call_depth,
+            pure: self.pure_eval,
+            search_path: self.include.clone(),
+            toml_timestamps: self
+                .features
+                .iter()
+                .any(|f| f.split_whitespace().any(|x| x == "parse-toml-timestamps")),
+            ..Settings::default()
+        };
+        Ok(Request {
+            input,
+            attr_paths: self.attr.clone(),
+            args,
+            strict,
+            output,
+            location,
+            settings,
+        })
+    }
+}
+
+fn evaluate(request: Request, store_root: Option<PathBuf>) -> Result<String> {
+    let result = on_eval_thread(move || -> std::result::Result<String, String> {
+        let io = match store_root {
+            Some(root) => StoreIo::with_store(LocalStore::open(&root).map_err(|e| format!("error: {e:#}"))?),
+            None => StoreIo::read_only(),
+        };
+        run(request, Box::new(io))
+    });
+    match result {
+        Ok(out) => Ok(out),
+        Err(rendered) => {
+            eprintln!("{rendered}");
+            std::process::exit(1);
+        }
+    }
+}
+
+pub fn instantiate(root: &Path, args: &InstantiateArgs) -> Result<()> {
+    if args.parse {
+        let (text, name) = match (&args.expr.expr, args.expr.file.as_deref()) {
+            (Some(e), _) => (e.clone(), "«string»".to_string()),
+            (None, Some("-") | None) => {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                (s, "«stdin»".to_string())
+            }
+            (None, Some(f)) => (
+                std::fs::read_to_string(f).with_context(|| format!("reading {f}"))?,
+                f.to_string(),
+            ),
+        };
+        if let Err(e) = crate::eval::parse::parse(&text, &name) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let output = if args.json {
+        Output::Json
+    } else if args.xml {
+        Output::Xml
+    } else if args.eval {
+        Output::Value
+    } else {
+        Output::Derivations
+    };
+    let request = args.expr.request(output, args.strict, !args.no_location)?;
+    let writes = output == Output::Derivations && !args.read_only;
+    let out = evaluate(request, writes.then(|| root.to_path_buf()))?;
+    print!("{out}");
+    Ok(())
+}
+
+pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
+    let request = args.expr.request(Output::Derivations, false, false)?;
+    let drvs = evaluate(request, Some(root.to_path_buf()))?;
+    let mut store = LocalStore::open(root)?;
+    let mut first = true;
+    for (n, drv) in drvs.lines().enumerate() {
+        let drv = StorePath::parse(drv)?;
+        let outputs = store.realise(&drv)?;
+        for (name, path) in &outputs {
+            println!("{path}");
+            if !args.no_out_link && (name == "out" || outputs.len() == 1) {
+                let mut link = args.out_link.clone();
+                if !first || n > 0 {
+                    link = PathBuf::from(format!("{}-{}", args.out_link.display(), n));
+                }
+                let target = store.real_path(path);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&target, &link)
+                    .with_context(|| format!("making the link {}", link.display()))?;
+                first = false;
+            }
+        }
+    }
+    Ok(())
+}

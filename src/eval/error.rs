@@ -1,0 +1,153 @@
+//! Evaluation errors and source positions, shown the way Nix shows them: the message, the place
+//! (file:line:column) with an excerpt of the code, and with `--show-trace` the chain of frames that led there.
+
+use std::cell::RefCell;
+use std::fmt::Write;
+
+/// A place in a source file: a file number from the source table and a byte offset. `Pos::NONE` is nowhere.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Pos {
+    pub file: u32,
+    pub offset: u32,
+}
+
+impl Pos {
+    pub const NONE: Pos = Pos { file: 0, offset: 0 };
+
+    pub fn is_none(self) -> bool {
+        self.file == 0
+    }
+}
+
+/// A source the evaluator has read: its name as shown to users (a path, `«string»`, `«stdin»`) and text.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+    /// Whether `name` is a real file path (shown plainly) rather than a pseudo-origin.
+    pub is_file: bool,
+}
+
+thread_local! {
+    static SOURCES: RefCell<Vec<&'static Source>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a source and returns its file number (never 0).
+pub fn add_source(name: String, text: String, is_file: bool) -> u32 {
+    let leaked: &'static Source = Box::leak(Box::new(Source { name, text, is_file }));
+    SOURCES.with(|s| {
+        let mut s = s.borrow_mut();
+        s.push(leaked);
+        s.len() as u32
+    })
+}
+
+pub fn source(file: u32) -> Option<&'static Source> {
+    if file == 0 {
+        return None;
+    }
+    SOURCES.with(|s| s.borrow().get(file as usize - 1).copied())
+}
+
+/// Line and column (both from 1) of a position.
+pub fn line_column(pos: Pos) -> Option<(&'static Source, usize, usize)> {
+    let src = source(pos.file)?;
+    let upto = &src.text.as_bytes()[..(pos.offset as usize).min(src.text.len())];
+    let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = upto.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&upto[line_start..]).chars().count() + 1;
+    Some((src, line, column))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `throw`: catchable by `tryEval`.
+    Throw,
+    /// A failed `assert`: catchable by `tryEval`.
+    Assert,
+    /// `abort`: never caught.
+    Abort,
+    InfiniteRecursion,
+    /// Every other evaluation error (type errors, missing attributes, ...).
+    Eval,
+}
+
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub pos: Pos,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub pos: Pos,
+    /// Innermost first.
+    pub trace: Vec<Frame>,
+}
+
+pub type Result<T> = std::result::Result<T, Box<EvalError>>;
+
+impl EvalError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>, pos: Pos) -> Box<EvalError> {
+        Box::new(EvalError {
+            kind,
+            message: message.into(),
+            pos,
+            trace: Vec::new(),
+        })
+    }
+
+    /// Renders the error as Nix does; frames only with `show_trace`.
+    pub fn render(&self, show_trace: bool) -> String {
+        let mut out = String::from("error:");
+        if show_trace {
+            for frame in self.trace.iter().rev() {
+                let _ = write!(out, "\n       … {}", frame.message);
+                excerpt(&mut out, frame.pos, "         ");
+                out.push('\n');
+            }
+            if !self.trace.is_empty() {
+                out.push_str("\n       error:");
+            }
+        }
+        let mut lines = self.message.lines();
+        if let Some(first) = lines.next() {
+            let _ = write!(out, " {first}");
+        }
+        for line in lines {
+            let _ = write!(out, "\n       {line}");
+        }
+        if !show_trace || self.trace.is_empty() {
+            excerpt(&mut out, self.pos, "       ");
+        } else {
+            excerpt(&mut out, self.pos, "       ");
+        }
+        out
+    }
+}
+
+/// Appends `at FILE:LINE:COL:` and the lines around it with a caret, as Nix prints a position.
+fn excerpt(out: &mut String, pos: Pos, indent: &str) {
+    let Some((src, line, column)) = line_column(pos) else {
+        return;
+    };
+    let _ = write!(out, "\n{indent}at {}:{line}:{column}:", src.name);
+    let lines: Vec<&str> = src.text.split('\n').collect();
+    let width = (line + 1).to_string().len();
+    let start = line.saturating_sub(1).max(1);
+    for n in start..=line.min(lines.len()) {
+        let _ = write!(out, "\n{indent}{:>width$}| {}", n, lines[n - 1]);
+        if n == line {
+            let _ = write!(out, "\n{indent}{:>width$}| {}^", "", " ".repeat(column - 1));
+        }
+    }
+    if line < lines.len() {
+        let _ = write!(out, "\n{indent}{:>width$}| {}", line + 1, lines[line]);
+    }
+}
+
+/// Shorthands for the common error kinds.
+pub fn eval_error<T>(message: impl Into<String>, pos: Pos) -> Result<T> {
+    Err(EvalError::new(ErrorKind::Eval, message, pos))
+}
