@@ -33,8 +33,11 @@ pub struct ExprArgs {
     #[arg(short = 'I', long = "include", value_name = "PATH")]
     pub include: Vec<String>,
     /// Show the chain of evaluation frames that led to an error.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_show_trace")]
     pub show_trace: bool,
+    /// Do not show the trace (the default).
+    #[arg(long)]
+    pub no_show_trace: bool,
     /// Allow impure builtins (accepted for compatibility; rixos evaluates impurely unless --pure-eval).
     #[arg(long)]
     pub impure: bool,
@@ -56,7 +59,7 @@ pub struct ExprArgs {
     #[arg(long, value_name = "LEVEL")]
     pub lint_url_literals: Option<String>,
     /// Deepest nesting of function calls before evaluation stops with "stack overflow".
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub max_call_depth: usize,
 }
 

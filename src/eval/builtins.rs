@@ -747,12 +747,13 @@ fn prim_gen_list(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
 fn prim_foldl(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let f = force_fn(ev, &a[0], pos)?;
     let list = force_list(ev, &a[2], pos)?;
-    let mut acc = ev.force(&a[1])?;
+    // The initial accumulator is forced only if nothing replaces it.
+    let mut acc = a[1].clone();
     for t in list.iter() {
-        let partial = ev.call(f.clone(), Thunk::Val(acc), pos)?;
-        acc = ev.call(partial, t.clone(), pos)?;
+        let partial = ev.call(f.clone(), acc, pos)?;
+        acc = Thunk::Val(ev.call(partial, t.clone(), pos)?);
     }
-    Ok(acc)
+    ev.force(&acc)
 }
 
 fn prim_function_args(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
@@ -766,7 +767,7 @@ fn prim_function_args(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value
                     .map(|f| Attr {
                         name: f.name,
                         value: Thunk::Val(Value::Bool(f.default.is_some())),
-                        pos: c.def.pos,
+                        pos: f.pos,
                     })
                     .collect(),
             ))),
@@ -1593,8 +1594,8 @@ fn prim_find_file(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
         }
     }
     if let Some(rest) = name.s.strip_prefix("nix/") {
-        if let Some(v) = super::derivation::corepkg(ev, rest)? {
-            return Ok(v);
+        if let Some(path) = super::derivation::corepkg(ev, rest)? {
+            return Ok(Value::Path(path.into()));
         }
     }
     eval_error(

@@ -67,6 +67,7 @@ pub struct AttrsDef {
 pub struct Formal {
     pub name: Sym,
     pub default: Option<Expr>,
+    pub pos: Pos,
 }
 
 pub enum Param {
@@ -501,7 +502,16 @@ impl<'a> Compiler<'a> {
         let mut parts = Vec::new();
         for part in s.normalized_parts() {
             match part {
-                InterpolPart::Literal(l) => parts.push(StrPart::Lit(l)),
+                InterpolPart::Literal(l) => {
+                    if l.contains('\0') {
+                        return Err(EvalError::new(
+                            ErrorKind::Eval,
+                            "a string literal cannot contain a NUL byte: Nix strings cannot hold them",
+                            pos,
+                        ));
+                    }
+                    parts.push(StrPart::Lit(l))
+                }
                 InterpolPart::Interpolation(i) => {
                     let e = self.boxed(i.expr(), i.syntax())?;
                     parts.push(StrPart::Expr(*e));
@@ -580,24 +590,25 @@ impl<'a> Compiler<'a> {
                 Param::Ident(Sym::new(&ident))
             }
             Some(ast::Param::Pattern(p)) => {
-                let names: Vec<(Sym, Option<ast::Expr>)> = p
+                let names: Vec<(Sym, Option<ast::Expr>, Pos)> = p
                     .pat_entries()
                     .map(|e| {
                         let n = e.ident().map(|i| i.syntax().text().to_string()).unwrap_or_default();
-                        (Sym::new(&n), e.default())
+                        (Sym::new(&n), e.default(), self.pos(e.syntax()))
                     })
                     .collect();
                 let bind = p
                     .pat_bind()
                     .and_then(|b| b.ident())
                     .map(|i| Sym::new(i.syntax().text().to_string().as_str()));
-                let mut scope: HashMap<Sym, u32> = names.iter().enumerate().map(|(i, (n, _))| (*n, i as u32)).collect();
+                let mut scope: HashMap<Sym, u32> =
+                    names.iter().enumerate().map(|(i, (n, _, _))| (*n, i as u32)).collect();
                 if let Some(b) = bind {
                     scope.insert(b, names.len() as u32);
                 }
                 self.scopes.push(Scope::Names(scope));
                 let mut formals = Vec::new();
-                for (n, default) in names {
+                for (n, default, fpos) in names {
                     let default = match default {
                         Some(d) => match self.expr(&d) {
                             Ok(e) => Some(e),
@@ -608,7 +619,11 @@ impl<'a> Compiler<'a> {
                         },
                         None => None,
                     };
-                    formals.push(Formal { name: n, default });
+                    formals.push(Formal {
+                        name: n,
+                        default,
+                        pos: fpos,
+                    });
                 }
                 self.scopes.pop();
                 Param::Pattern {

@@ -97,6 +97,18 @@ pub fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Resu
     };
     let ignore_nulls = get_bool(ev, "__ignoreNulls")?;
     let structured = get_bool(ev, "__structuredAttrs")?;
+    if get_bool(ev, "__contentAddressed")? {
+        return eval_error(
+            format!("experimental Nix feature 'ca-derivations' is disabled (in derivation '{name}')"),
+            pos,
+        );
+    }
+    if get_bool(ev, "__impure")? {
+        return eval_error(
+            format!("experimental Nix feature 'impure-derivations' is disabled (in derivation '{name}')"),
+            pos,
+        );
+    }
 
     let mut drv = Derivation::default();
     let mut ctx = Context::new();
@@ -178,11 +190,8 @@ pub fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Resu
                 };
                 let mut seen = BTreeSet::new();
                 for n in &names {
-                    if n == "drv" {
-                        return eval_error(
-                            format!("invalid derivation output name 'drv' in derivation '{name}'"),
-                            pos,
-                        );
+                    if n == "drv" || n == "drvPath" || crate::store::path::check_name(n).is_err() {
+                        return eval_error(format!("invalid derivation output name '{n}'"), pos);
                     }
                     if !seen.insert(n.clone()) {
                         return eval_error(
@@ -309,17 +318,18 @@ pub fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Resu
     ))
 }
 
-/// Files Nix ships inside itself, reachable as `<nix/NAME>`.
-pub fn corepkg(ev: &mut Evaluator, name: &str) -> Result<Option<Value>> {
-    match name {
-        "fetchurl.nix" => Ok(Some(ev.eval_source(
-            FETCHURL_NIX,
-            "«nix-internal»/fetchurl.nix",
-            false,
-            Path::new("/"),
-        )?)),
-        _ => Ok(None),
+/// Files Nix ships inside itself, reachable as `<nix/NAME>`: gives the path `import` finds them at.
+pub fn corepkg(ev: &mut Evaluator, name: &str) -> Result<Option<String>> {
+    let source = match name {
+        "fetchurl.nix" => FETCHURL_NIX,
+        _ => return Ok(None),
+    };
+    let path = format!("/«nix-internal»/{name}");
+    if !ev.imports.contains_key(Path::new(&path)) {
+        let v = ev.eval_source(source, &format!("«nix-internal»/{name}"), false, Path::new("/"))?;
+        ev.imports.insert(path.clone().into(), v);
     }
+    Ok(Some(path))
 }
 
 /// `<nix/fetchurl.nix>`: a fixed-output derivation that `builtin:fetchurl` realises.
@@ -400,7 +410,8 @@ fn fetch(ev: &mut Evaluator, a: &[Thunk], pos: Pos, what: &str, unpack: bool) ->
     fields.insert("name", Value::str(name));
     fields.insert("unpack", Value::Bool(unpack));
     let args = make_attrs(fields.into_iter().collect());
-    let fetchurl = corepkg(ev, "fetchurl.nix")?.expect("fetchurl.nix is built in");
+    let path = corepkg(ev, "fetchurl.nix")?.expect("fetchurl.nix is built in");
+    let fetchurl = ev.import_file(&path, pos)?;
     let drv = ev.call(fetchurl, Thunk::Val(args), pos)?;
     let drv = ev.expect_attrs(&drv, pos)?;
     let out = drv.get(ev.syms.out_path).cloned().expect("a derivation has an outPath");

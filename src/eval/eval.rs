@@ -34,7 +34,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             show_trace: false,
-            max_call_depth: 1_000_000,
+            max_call_depth: 10_000,
             pure: false,
             search_path: Vec::new(),
             current_system: "x86_64-linux".to_string(),
@@ -132,7 +132,8 @@ impl Evaluator {
         base_dir: &Path,
         scoped: Option<Vec<Sym>>,
     ) -> Result<&'static Expr> {
-        let root = super::parse::parse(text, name).map_err(|e| {
+        let scope_names: Vec<&str> = scoped.iter().flatten().map(|s| s.as_str()).collect();
+        let root = super::parse::parse_in_scope(text, name, &scope_names).map_err(|e| {
             let file = super::error::add_source(name.to_string(), normalize_newlines(text), is_file);
             let offset = offset_of(&normalize_newlines(text), e.line, e.column);
             EvalError::new(ErrorKind::Eval, e.message, Pos { file, offset })
@@ -165,6 +166,11 @@ impl Evaluator {
         if let Some(v) = self.imports.get(&file) {
             return Ok(v.clone());
         }
+        // Relative paths in a file reached through a symlink are relative to where the file really is.
+        let file = match std::fs::symlink_metadata(&file) {
+            Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&file).unwrap_or(file),
+            _ => file,
+        };
         let text = self
             .io
             .read_file(&file)
@@ -566,6 +572,9 @@ impl Evaluator {
             }
         }
         let mut attrs = Attrs::from_unsorted(entries);
+        if let Some(new) = &slots_env {
+            self.apply_overrides(def, new, &mut attrs)?;
+        }
         if !def.dynamics.is_empty() {
             let sources: Vec<Thunk> = def.inherit_from.iter().map(|e| self.thunk(e, &scope, false)).collect();
             for (key, value, pos) in &def.dynamics {
@@ -590,6 +599,41 @@ impl Evaluator {
             }
         }
         Ok(Value::attrs(attrs))
+    }
+
+    /// `rec { __overrides = { ... }; }`: the overrides replace (or add) attributes, in the set and in its scope.
+    fn apply_overrides(&mut self, def: &'static AttrsDef, env: &Rc<Env>, attrs: &mut Attrs) -> Result<()> {
+        let overrides = Sym::new("__overrides");
+        let Some(index) = def.statics.iter().position(|(n, _, _)| *n == overrides) else {
+            return Ok(());
+        };
+        let t = env.get(index as u32);
+        let v = self.force(&t).map_err(|e| {
+            self.frame(
+                e,
+                def.statics[index].2,
+                "while evaluating the `__overrides` attribute".into(),
+            )
+        })?;
+        let over = self.expect_attrs(&v, def.statics[index].2).map_err(|e| {
+            self.frame(
+                e,
+                def.statics[index].2,
+                "while evaluating the `__overrides` attribute".into(),
+            )
+        })?;
+        for o in &over.entries {
+            if let Some(slot) = def.statics.iter().position(|(n, _, _)| *n == o.name) {
+                env.slots.borrow_mut()[slot] = o.value.clone();
+            }
+            let at = attrs.entries.partition_point(|a| a.name < o.name);
+            if attrs.entries.get(at).is_some_and(|a| a.name == o.name) {
+                attrs.entries[at] = o.clone();
+            } else {
+                attrs.entries.insert(at, o.clone());
+            }
+        }
+        Ok(())
     }
 
     // ---- calls

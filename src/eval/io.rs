@@ -156,7 +156,8 @@ impl EvalIo for StoreIo {
         only: Option<&HashSet<PathBuf>>,
         recursive: bool,
     ) -> Result<String> {
-        let real = self.real(path);
+        // A symlink at the top is followed: the store gets what it points at.
+        let real = std::fs::canonicalize(self.real(path)).with_context(|| format!("reading {}", path.display()))?;
         let staged;
         let source: &Path = match only {
             Some(only) => {

@@ -40,7 +40,18 @@ pub fn json_float(f: f64) -> String {
     }
 }
 
+/// Appends the JSON of `v` to `out`, collecting string contexts; nesting counts towards the call depth limit.
 pub fn to_json(ev: &mut Evaluator, v: &Value, pos: Pos, out: &mut String, ctx: &mut Context) -> Result<()> {
+    if ev.depth >= ev.settings.max_call_depth {
+        return eval_error("stack overflow; max-call-depth exceeded", pos);
+    }
+    ev.depth += 1;
+    let r = to_json_inner(ev, v, pos, out, ctx);
+    ev.depth -= 1;
+    r
+}
+
+fn to_json_inner(ev: &mut Evaluator, v: &Value, pos: Pos, out: &mut String, ctx: &mut Context) -> Result<()> {
     stacker::maybe_grow(64 * 1024, 4 * 1024 * 1024, || match v {
         Value::Null => {
             out.push_str("null");
@@ -134,40 +145,86 @@ pub fn prim_to_json(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> 
     Ok(Value::str_ctx(out, ctx))
 }
 
-fn from_serde(v: serde_json::Value) -> Value {
-    match v {
+/// Nix strings cannot hold NUL bytes.
+pub fn no_nul(s: &str) -> std::result::Result<(), String> {
+    if s.contains('\0') {
+        return Err(format!(
+            "input string '{}' cannot be represented as Nix string because it contains null bytes",
+            s.replace('\0', "\u{2400}")
+        ));
+    }
+    Ok(())
+}
+
+fn from_serde(v: serde_json::Value) -> std::result::Result<Value, String> {
+    Ok(match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => return Err(format!("unsigned json number {u} outside of Nix integer range")),
+            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        serde_json::Value::String(s) => Value::str(s),
-        serde_json::Value::Array(items) => Value::list(items.into_iter().map(|x| Thunk::Val(from_serde(x))).collect()),
-        serde_json::Value::Object(map) => Value::attrs(Attrs::from_unsorted(
-            map.into_iter()
-                .map(|(k, x)| Attr {
+        serde_json::Value::String(s) => {
+            no_nul(&s)?;
+            Value::str(s)
+        }
+        serde_json::Value::Array(items) => Value::list(
+            items
+                .into_iter()
+                .map(|x| from_serde(x).map(Thunk::Val))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(map) => {
+            let mut entries = Vec::with_capacity(map.len());
+            for (k, x) in map {
+                no_nul(&k)?;
+                entries.push(Attr {
                     name: Sym::new(&k),
-                    value: Thunk::Val(from_serde(x)),
+                    value: Thunk::Val(from_serde(x)?),
                     pos: Pos::NONE,
-                })
-                .collect(),
-        )),
-    }
+                });
+            }
+            Value::attrs(Attrs::from_unsorted(entries))
+        }
+    })
 }
 
 pub fn prim_from_json(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let s = ev.force(&a[0])?;
     let s = ev.expect_string(&s, pos)?;
     match serde_json::from_str::<serde_json::Value>(&s.s) {
-        Ok(v) => Ok(from_serde(v)),
+        Ok(v) => from_serde(v).map_err(|m| EvalError::new(ErrorKind::Eval, m, pos)),
         Err(e) => Err(EvalError::new(ErrorKind::Eval, format!("while parsing JSON: {e}"), pos)),
     }
 }
 
+fn toml_error(m: String, pos: Pos) -> Box<EvalError> {
+    EvalError::new(ErrorKind::Eval, format!("while parsing TOML: error: {m}"), pos)
+}
+
+/// A TOML date-time as Nix shows it: `T` between date and time, fractions of seconds in whole milli-, micro-
+/// or nanoseconds.
+fn timestamp_text(s: &str) -> String {
+    let s = s.replacen(' ', "T", 1).replacen('t', "T", 1);
+    let Some(dot) = s.find('.') else { return s };
+    let digits_end = s[dot + 1..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(s.len(), |i| dot + 1 + i);
+    let mut frac = s[dot + 1..digits_end].to_string();
+    frac.truncate(9);
+    while frac.len() % 3 != 0 {
+        frac.push('0');
+    }
+    format!("{}.{frac}{}", &s[..dot], &s[digits_end..])
+}
+
 fn from_toml(v: toml::Value, timestamps: bool, pos: Pos) -> Result<Value> {
     Ok(match v {
-        toml::Value::String(s) => Value::str(s),
+        toml::Value::String(s) => {
+            no_nul(&s).map_err(|m| toml_error(m, pos))?;
+            Value::str(s)
+        }
         toml::Value::Integer(i) => Value::Int(i),
         toml::Value::Float(f) => Value::Float(f),
         toml::Value::Boolean(b) => Value::Bool(b),
@@ -180,7 +237,7 @@ fn from_toml(v: toml::Value, timestamps: bool, pos: Pos) -> Result<Value> {
             }
             super::builtins::make_attrs(vec![
                 ("_type", Value::str("timestamp")),
-                ("value", Value::str(d.to_string())),
+                ("value", Value::str(timestamp_text(&d.to_string()))),
             ])
         }
         toml::Value::Array(items) => {
@@ -193,6 +250,7 @@ fn from_toml(v: toml::Value, timestamps: bool, pos: Pos) -> Result<Value> {
         toml::Value::Table(t) => {
             let mut out = Vec::with_capacity(t.len());
             for (k, x) in t {
+                no_nul(&k).map_err(|m| toml_error(m, pos))?;
                 out.push(Attr {
                     name: Sym::new(&k),
                     value: Thunk::Val(from_toml(x, timestamps, pos)?),

@@ -48,6 +48,11 @@ const GLOBALS: &[&str] = &[
 
 /// Parses and checks `source`; `file` names it in errors.
 pub fn parse(source: &str, file: &str) -> Result<ast::Root, ParseError> {
+    parse_in_scope(source, file, &[])
+}
+
+/// Like `parse`, with `names` defined around the whole file (what `scopedImport` supplies).
+pub fn parse_in_scope(source: &str, file: &str, names: &[&str]) -> Result<ast::Root, ParseError> {
     // Nix's lexer ends lines at CR, CR LF or LF (in comments and strings alike); rnix knows only LF.
     let normalized;
     let source = if source.contains('\r') {
@@ -80,7 +85,11 @@ pub fn parse(source: &str, file: &str) -> Result<ast::Root, ParseError> {
     let root = parsed.tree();
     let mut checker = Checker { problem: None };
     if let Some(expr) = root.expr() {
-        checker.expr(&expr, &mut Vec::new());
+        let mut scopes = Vec::new();
+        if !names.is_empty() {
+            scopes.push(Scope::Names(names.iter().map(|n| n.to_string()).collect()));
+        }
+        checker.expr(&expr, &mut scopes);
     }
     match checker.problem {
         Some((range, message)) => Err(at(range, message)),

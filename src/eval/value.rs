@@ -336,9 +336,14 @@ impl Thunk {
         }
     }
 
+    /// Whether two thunks are the same value object (Nix treats such values, functions included, as equal).
     pub fn ptr_eq(&self, other: &Thunk) -> bool {
         match (self, other) {
             (Thunk::Lazy(a), Thunk::Lazy(b)) => Rc::ptr_eq(a, b),
+            (Thunk::Val(Value::Lambda(a)), Thunk::Val(Value::Lambda(b))) => Rc::ptr_eq(a, b),
+            (Thunk::Val(Value::PrimOp(a)), Thunk::Val(Value::PrimOp(b))) => Rc::ptr_eq(a, b),
+            (Thunk::Val(Value::Attrs(a)), Thunk::Val(Value::Attrs(b))) => Rc::ptr_eq(a, b),
+            (Thunk::Val(Value::List(a)), Thunk::Val(Value::List(b))) => Rc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -184,6 +184,6 @@ pub fn to_xml(ev: &mut Evaluator, v: &Value, location: bool, ctx: &mut Context, 
 pub fn prim_to_xml(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let v = ev.force(&a[0])?;
     let mut ctx = Context::new();
-    let xml = to_xml(ev, &v, true, &mut ctx, pos)?;
+    let xml = to_xml(ev, &v, false, &mut ctx, pos)?;
     Ok(Value::str_ctx(xml, ctx))
 }
