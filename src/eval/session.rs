@@ -109,8 +109,8 @@ fn evaluate(ev: &mut Evaluator, req: &Request) -> Result<String> {
                 let mut s = String::new();
                 let mut ctx = Default::default();
                 super::json::to_json(ev, &v, Pos::NONE, &mut s, &mut ctx)?;
+                // nix-instantiate ends JSON output without a newline.
                 out.push_str(&s);
-                out.push('\n');
             }
             Output::Xml => {
                 if req.strict {
