@@ -438,12 +438,11 @@ fn prim_add_error_context(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<V
     match ev.force(&a[1]) {
         Ok(v) => Ok(v),
         Err(mut e) => {
-            if ev.settings.show_trace {
-                if let Ok(msg) = ev.force(&a[0]) {
-                    if let Ok(s) = ev.coerce_to_string(&msg, pos, MORE) {
-                        e.trace.push(super::error::Frame { pos, message: s.s });
-                    }
-                }
+            if ev.settings.show_trace
+                && let Ok(msg) = ev.force(&a[0])
+                && let Ok(s) = ev.coerce_to_string(&msg, pos, MORE)
+            {
+                e.trace.push(super::error::Frame { pos, message: s.s });
             }
             Err(e)
         }
@@ -1440,10 +1439,10 @@ fn hash_len(algo: &str) -> Option<usize> {
 pub fn parse_hash(text: &str, algo: Option<&str>) -> std::result::Result<(String, Vec<u8>), String> {
     let (algo, body, sri) = match text.split_once('-') {
         Some((a, b)) if hash_len(a).is_some() => {
-            if let Some(given) = algo {
-                if given != a {
-                    return Err(format!("hash '{text}' should have type '{given}'"));
-                }
+            if let Some(given) = algo
+                && given != a
+            {
+                return Err(format!("hash '{text}' should have type '{given}'"));
             }
             (a.to_string(), b, true)
         }
@@ -1593,10 +1592,10 @@ fn prim_find_file(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
             return Ok(Value::Path(canon_path(&candidate).into()));
         }
     }
-    if let Some(rest) = name.s.strip_prefix("nix/") {
-        if let Some(path) = super::derivation::corepkg(ev, rest)? {
-            return Ok(Value::Path(path.into()));
-        }
+    if let Some(rest) = name.s.strip_prefix("nix/")
+        && let Some(path) = super::derivation::corepkg(ev, rest)?
+    {
+        return Ok(Value::Path(path.into()));
     }
     eval_error(
         format!(

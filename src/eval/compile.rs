@@ -173,15 +173,13 @@ pub struct CompileContext<'a> {
 struct Compiler<'a> {
     ctx: &'a CompileContext<'a>,
     scopes: Vec<Scope>,
-    source: &'a str,
 }
 
 /// Compiles the root of a parsed file; the result lives forever.
-pub fn compile(root: &ast::Root, source: &str, ctx: &CompileContext) -> Result<&'static Expr> {
+pub fn compile(root: &ast::Root, ctx: &CompileContext) -> Result<&'static Expr> {
     let mut c = Compiler {
         ctx,
         scopes: Vec::new(),
-        source,
     };
     if let Some(names) = &ctx.scoped {
         let map = names.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect();

@@ -118,11 +118,7 @@ impl EvalError {
         for line in lines {
             let _ = write!(out, "\n       {line}");
         }
-        if !show_trace || self.trace.is_empty() {
-            excerpt(&mut out, self.pos, "       ");
-        } else {
-            excerpt(&mut out, self.pos, "       ");
-        }
+        excerpt(&mut out, self.pos, "       ");
         out
     }
 }

@@ -147,7 +147,7 @@ impl Evaluator {
             scoped,
             home,
         };
-        super::compile::compile(&root, &normalize_newlines(text), &ctx)
+        super::compile::compile(&root, &ctx)
     }
 
     /// Evaluates source text to a value (not forced deeply).
@@ -202,10 +202,10 @@ impl Evaluator {
         match t {
             Thunk::Val(v) => Ok(v.clone()),
             Thunk::Lazy(cell) => {
-                if cell.forced.get() {
-                    if let ThunkState::Done(v) = &*cell.state.borrow() {
-                        return Ok(v.clone());
-                    }
+                if cell.forced.get()
+                    && let ThunkState::Done(v) = &*cell.state.borrow()
+                {
+                    return Ok(v.clone());
                 }
                 self.force_cell(cell)
             }
@@ -367,10 +367,10 @@ impl Evaluator {
                                 Some(d) => self.eval(d, env),
                                 None => {
                                     let mut msg = format!("attribute '{name}' missing");
-                                    if let Value::Attrs(a) = &v {
-                                        if let Some(s) = suggest(name.as_str(), a) {
-                                            msg.push_str(&format!("\nDid you mean {s}?"));
-                                        }
+                                    if let Value::Attrs(a) = &v
+                                        && let Some(s) = suggest(name.as_str(), a)
+                                    {
+                                        msg.push_str(&format!("\nDid you mean {s}?"));
                                     }
                                     eval_error(msg, *pos)
                                 }
@@ -963,7 +963,7 @@ impl Evaluator {
         }
     }
 
-    pub fn equal(&mut self, a: &Value, b: &Value, pos: Pos) -> Result<bool> {
+    pub fn equal(&mut self, a: &Value, b: &Value, _pos: Pos) -> Result<bool> {
         Ok(match (a, b) {
             (Value::Int(x), Value::Int(y)) => x == y,
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => as_float(a) == as_float(b),
@@ -984,7 +984,7 @@ impl Evaluator {
                     }
                     let p = self.force(p)?;
                     let q = self.force(q)?;
-                    if !self.equal(&p, &q, pos)? {
+                    if !self.equal(&p, &q, _pos)? {
                         return Ok(false);
                     }
                 }
@@ -995,13 +995,14 @@ impl Evaluator {
                     return Ok(true);
                 }
                 // Two derivations are equal if their outputs are.
-                if self.is_derivation(x)? && self.is_derivation(y)? {
-                    if let (Some(p), Some(q)) = (x.get(self.syms.out_path), y.get(self.syms.out_path)) {
-                        let (p, q) = (p.clone(), q.clone());
-                        let p = self.force(&p)?;
-                        let q = self.force(&q)?;
-                        return self.equal(&p, &q, pos);
-                    }
+                if self.is_derivation(x)?
+                    && self.is_derivation(y)?
+                    && let (Some(p), Some(q)) = (x.get(self.syms.out_path), y.get(self.syms.out_path))
+                {
+                    let (p, q) = (p.clone(), q.clone());
+                    let p = self.force(&p)?;
+                    let q = self.force(&q)?;
+                    return self.equal(&p, &q, _pos);
                 }
                 if x.len() != y.len() {
                     return Ok(false);
@@ -1015,7 +1016,7 @@ impl Evaluator {
                     }
                     let pv = self.force(&p.value)?;
                     let qv = self.force(&q.value)?;
-                    if !self.equal(&pv, &qv, pos)? {
+                    if !self.equal(&pv, &qv, _pos)? {
                         return Ok(false);
                     }
                 }

@@ -213,7 +213,7 @@ fn timestamp_text(s: &str) -> String {
         .map_or(s.len(), |i| dot + 1 + i);
     let mut frac = s[dot + 1..digits_end].to_string();
     frac.truncate(9);
-    while frac.len() % 3 != 0 {
+    while !frac.len().is_multiple_of(3) {
         frac.push('0');
     }
     format!("{}.{frac}{}", &s[..dot], &s[digits_end..])

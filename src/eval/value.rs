@@ -326,10 +326,10 @@ impl Thunk {
         match self {
             Thunk::Val(v) => Some(v.clone()),
             Thunk::Lazy(cell) => {
-                if cell.forced.get() {
-                    if let ThunkState::Done(v) = &*cell.state.borrow() {
-                        return Some(v.clone());
-                    }
+                if cell.forced.get()
+                    && let ThunkState::Done(v) = &*cell.state.borrow()
+                {
+                    return Some(v.clone());
                 }
                 None
             }

@@ -109,10 +109,10 @@ impl Writer<'_> {
             }
             Value::Lambda(c) => {
                 let mut head = String::from("<function");
-                if self.location {
-                    if let Some((src, line, col)) = super::error::line_column(c.def.pos) {
-                        let _ = write!(head, " column=\"{col}\" line=\"{line}\" path=\"{}\"", escape(&src.name));
-                    }
+                if self.location
+                    && let Some((src, line, col)) = super::error::line_column(c.def.pos)
+                {
+                    let _ = write!(head, " column=\"{col}\" line=\"{line}\" path=\"{}\"", escape(&src.name));
                 }
                 head.push('>');
                 self.line(depth, &head);
@@ -152,10 +152,10 @@ impl Writer<'_> {
     fn attrs(&mut self, ev: &mut Evaluator, a: &super::value::Attrs, depth: usize, pos: Pos) -> Result<()> {
         for attr in a.sorted() {
             let mut head = format!("<attr name=\"{}\"", escape(attr.name.as_str()));
-            if self.location {
-                if let Some((src, line, col)) = super::error::line_column(attr.pos) {
-                    let _ = write!(head, " column=\"{col}\" line=\"{line}\" path=\"{}\"", escape(&src.name));
-                }
+            if self.location
+                && let Some((src, line, col)) = super::error::line_column(attr.pos)
+            {
+                let _ = write!(head, " column=\"{col}\" line=\"{line}\" path=\"{}\"", escape(&src.name));
             }
             head.push('>');
             self.line(depth, &head);
