@@ -3,6 +3,7 @@
 //! Each part of the design (see ARCHITECTURE.md) is one module. Parts only talk through the types they export;
 //! the command line in [`cli`] is the one place that ties them together.
 
+pub mod alloc;
 pub mod boot;
 pub mod cli;
 pub mod eval;

@@ -12,7 +12,9 @@ use std::rc::Rc;
 use super::compile::{AttrKey, AttrValue, AttrsDef, BinOp, CompileContext, Expr, Param, StrPart, canon_path};
 use super::error::{ErrorKind, EvalError, Frame, Pos, Result, eval_error};
 use super::io::EvalIo;
-use super::value::{Attr, Attrs, Closure, Context, Env, LazyCell, NixStr, PrimOpApp, Sym, Thunk, ThunkState, Value};
+use super::value::{
+    Attr, Attrs, Closure, Context, Env, LazyCell, NixStr, PrimOpApp, Slots, Sym, Thunk, ThunkState, Value,
+};
 
 /// Settings that change what evaluation may do.
 #[derive(Clone, Debug)]
@@ -153,7 +155,7 @@ impl Evaluator {
     /// Evaluates source text to a value (not forced deeply).
     pub fn eval_source(&mut self, text: &str, name: &str, is_file: bool, base_dir: &Path) -> Result<Value> {
         let expr = self.compile_source(text, name, is_file, base_dir, None)?;
-        let env = Env::new(None, Vec::new());
+        let env = Env::new(None, Slots::new());
         self.eval(expr, &env)
     }
 
@@ -192,7 +194,22 @@ impl Evaluator {
         match e {
             Expr::Const(v) => Thunk::Val(v.clone()),
             Expr::Lambda(def) => Thunk::Val(Value::Lambda(Rc::new(Closure { def, env: env.clone() }))),
-            Expr::Var { depth, index } if !(filling && *depth == 0) => env.up(*depth).get(*index),
+            Expr::Var { depth, index } if !(filling && *depth == 0) => {
+                let t = env.up(*depth).get(*index);
+                match t.value_if_forced() {
+                    Some(v) => Thunk::Val(v),
+                    None => t,
+                }
+            }
+            // Integer arithmetic on values already known cannot diverge or have effects: done now, it saves a
+            // thunk. Anything that could fail (overflow, division by zero) stays lazy, as the language wants.
+            Expr::Bin { op, lhs, rhs, .. } => match (peek_int(lhs, env, filling), peek_int(rhs, env, filling)) {
+                (Some(a), Some(b)) => match int_op(*op, a, b) {
+                    Some(v) => Thunk::Val(v),
+                    None => Thunk::pending(e, env.clone()),
+                },
+                _ => Thunk::pending(e, env.clone()),
+            },
             _ => Thunk::pending(e, env.clone()),
         }
     }
@@ -227,11 +244,11 @@ impl Evaluator {
                     Pos::NONE,
                 ));
             }
-            ThunkState::Pending(e, env) => self.eval(e, env),
-            ThunkState::Apply(f, arg) => self.call(f.clone(), arg.clone(), Pos::NONE),
-            ThunkState::Apply2(f, a, b) => self
-                .call(f.clone(), a.clone(), Pos::NONE)
-                .and_then(|g| self.call(g, b.clone(), Pos::NONE)),
+            ThunkState::Pending(e, env) => stacker::maybe_grow(RED_ZONE, SEGMENT, || self.eval(e, env)),
+            ThunkState::Apply(app) => self.call(app.0.clone(), app.1.clone(), Pos::NONE),
+            ThunkState::Apply2(app) => self
+                .call(app.0.clone(), app.1.clone(), Pos::NONE)
+                .and_then(|g| self.call(g, app.2.clone(), Pos::NONE)),
         };
         match result {
             Ok(v) => {
@@ -249,17 +266,62 @@ impl Evaluator {
 
     // ---- evaluation
 
+    /// Evaluates `e` in `env`. The frequent forms are handled here, in a small function; the rest in
+    /// `eval_rare`, whose large stack frame the frequent path does not pay for.
     pub fn eval(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        stacker::maybe_grow(RED_ZONE, SEGMENT, || self.eval_inner(e, env))
-    }
-
-    fn eval_inner(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var { depth, index } => {
-                let t = env.up(*depth).get(*index);
+                let env = env.up(*depth);
+                // Known values are read in place, without touching the thunk's reference count.
+                let t = {
+                    let slots = env.slots.borrow();
+                    let t = &slots[*index as usize];
+                    if let Some(v) = t.value_if_forced() {
+                        return Ok(v);
+                    }
+                    t.clone()
+                };
                 self.force(&t)
             }
+            Expr::Apply { func, args, pos } => {
+                let mut f = self.eval(func, env)?;
+                for arg in args {
+                    let t = self.thunk(arg, env, false);
+                    f = self.call(f, t, *pos)?;
+                }
+                Ok(f)
+            }
+            Expr::Lambda(def) => Ok(Value::Lambda(Rc::new(Closure { def, env: env.clone() }))),
+            Expr::If { cond, then, else_, pos } => {
+                let c = self.eval(cond, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(then, env),
+                    Value::Bool(false) => self.eval(else_, env),
+                    other => eval_error(
+                        format!(
+                            "expected a Boolean but found {}: {}",
+                            other.describe(),
+                            self.show_brief(&other)
+                        ),
+                        *pos,
+                    ),
+                }
+            }
+            Expr::Bin { op, lhs, rhs, pos } => self.binary(*op, lhs, rhs, env, *pos),
+            _ => self.eval_rare(e, env),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_rare(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
+        match e {
+            Expr::Const(_)
+            | Expr::Var { .. }
+            | Expr::Apply { .. }
+            | Expr::Lambda(_)
+            | Expr::If { .. }
+            | Expr::Bin { .. } => unreachable!("handled by eval"),
             Expr::WithVar { name, withs, pos } => {
                 for &depth in withs.iter() {
                     let t = env.up(depth).get(0);
@@ -394,38 +456,14 @@ impl Evaluator {
                 }
                 Ok(Value::Bool(true))
             }
-            Expr::Apply { func, args, pos } => {
-                let mut f = self.eval(func, env)?;
-                for arg in args {
-                    let t = self.thunk(arg, env, false);
-                    f = self.call(f, t, *pos)?;
-                }
-                Ok(f)
-            }
-            Expr::Lambda(def) => Ok(Value::Lambda(Rc::new(Closure { def, env: env.clone() }))),
             Expr::Let { bindings, body } => {
                 let new = self.fill_env(bindings, env)?;
                 self.eval(body, &new)
             }
             Expr::With { attrs, body, .. } => {
                 let t = self.thunk(attrs, env, false);
-                let new = Env::new(Some(env.clone()), vec![t]);
+                let new = Env::new(Some(env.clone()), smallvec::smallvec![t]);
                 self.eval(body, &new)
-            }
-            Expr::If { cond, then, else_, pos } => {
-                let c = self.eval(cond, env)?;
-                match c {
-                    Value::Bool(true) => self.eval(then, env),
-                    Value::Bool(false) => self.eval(else_, env),
-                    other => eval_error(
-                        format!(
-                            "expected a Boolean but found {}: {}",
-                            other.describe(),
-                            self.show_brief(&other)
-                        ),
-                        *pos,
-                    ),
-                }
             }
             Expr::Assert { cond, body, text, pos } => {
                 let c = self.eval(cond, env).map_err(|e| {
@@ -467,7 +505,6 @@ impl Evaluator {
                 let v = self.eval(inner, env)?;
                 self.arith(BinOp::Sub, Value::Int(0), v, *pos)
             }
-            Expr::Bin { op, lhs, rhs, pos } => self.binary(*op, lhs, rhs, env, *pos),
             Expr::CurPos(pos) => Ok(self.pos_attrs(*pos)),
         }
     }
@@ -512,9 +549,9 @@ impl Evaluator {
 
     /// A new environment for a `let` or rec set, its slots filled with the static bindings.
     fn fill_env(&mut self, def: &'static AttrsDef, env: &Rc<Env>) -> Result<Rc<Env>> {
-        let new = Env::new(Some(env.clone()), Vec::with_capacity(def.statics.len()));
+        let new = Env::new(Some(env.clone()), Slots::new());
         let sources: Vec<Thunk> = def.inherit_from.iter().map(|e| self.thunk(e, &new, true)).collect();
-        let mut slots = Vec::with_capacity(def.statics.len());
+        let mut slots = Slots::with_capacity(def.statics.len());
         for (_, value, _) in &def.statics {
             slots.push(self.attr_value(value, &new, env, &sources, true));
         }
@@ -692,7 +729,7 @@ impl Evaluator {
             return eval_error("stack overflow; max-call-depth exceeded", pos);
         }
         let env = match &def.param {
-            Param::Ident(_) => Env::new(Some(closure.env.clone()), vec![arg]),
+            Param::Ident(_) => Env::new(Some(closure.env.clone()), smallvec::smallvec![arg]),
             Param::Pattern {
                 formals,
                 ellipsis,
@@ -706,8 +743,8 @@ impl Evaluator {
                     )
                     .map_err(|e| self.frame(e, def.pos, self.lambda_frame(def)));
                 };
-                let new = Env::new(Some(closure.env.clone()), Vec::with_capacity(formals.len() + 1));
-                let mut slots = Vec::with_capacity(formals.len() + 1);
+                let new = Env::new(Some(closure.env.clone()), Slots::new());
+                let mut slots = Slots::with_capacity(formals.len() + 1);
                 let mut used = 0;
                 for formal in formals {
                     match attrs.get(formal.name) {
@@ -759,7 +796,8 @@ impl Evaluator {
             }
         };
         self.depth += 1;
-        let result = self.eval(&def.body, &env);
+        // Calls are where evaluation recurses deeply; the stack grows here when it runs low.
+        let result = stacker::maybe_grow(RED_ZONE, SEGMENT, || self.eval(&def.body, &env));
         self.depth -= 1;
         result.map_err(|e| {
             if self.settings.show_trace {
@@ -824,6 +862,29 @@ impl Evaluator {
             _ => {
                 let l = self.eval(lhs, env)?;
                 let r = self.eval(rhs, env)?;
+                // Integer arithmetic and comparison without overflow need no further dispatch.
+                if let (Value::Int(a), Value::Int(b)) = (&l, &r) {
+                    let (a, b) = (*a, *b);
+                    match op {
+                        BinOp::Add => {
+                            if let Some(v) = a.checked_add(b) {
+                                return Ok(Value::Int(v));
+                            }
+                        }
+                        BinOp::Sub => {
+                            if let Some(v) = a.checked_sub(b) {
+                                return Ok(Value::Int(v));
+                            }
+                        }
+                        BinOp::Lt => return Ok(Value::Bool(a < b)),
+                        BinOp::Le => return Ok(Value::Bool(a <= b)),
+                        BinOp::Gt => return Ok(Value::Bool(a > b)),
+                        BinOp::Ge => return Ok(Value::Bool(a >= b)),
+                        BinOp::Eq => return Ok(Value::Bool(a == b)),
+                        BinOp::Ne => return Ok(Value::Bool(a != b)),
+                        _ => {}
+                    }
+                }
                 self.binary_values(op, l, r, pos)
             }
         }
@@ -1260,6 +1321,40 @@ impl Evaluator {
 }
 
 type LambdaDefRef = super::compile::LambdaDef;
+
+/// An integer operand known without evaluating anything: a constant or an already forced variable.
+#[inline]
+fn peek_int(e: &Expr, env: &Rc<Env>, filling: bool) -> Option<i64> {
+    match e {
+        Expr::Const(Value::Int(i)) => Some(*i),
+        Expr::Var { depth, index } if !(filling && *depth == 0) => {
+            let env = env.up(*depth);
+            let slots = env.slots.borrow();
+            match slots[*index as usize].value_if_forced() {
+                Some(Value::Int(i)) => Some(i),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An integer operation that cannot fail, or None.
+#[inline]
+fn int_op(op: BinOp, a: i64, b: i64) -> Option<Value> {
+    Some(match op {
+        BinOp::Add => Value::Int(a.checked_add(b)?),
+        BinOp::Sub => Value::Int(a.checked_sub(b)?),
+        BinOp::Mul => Value::Int(a.checked_mul(b)?),
+        BinOp::Lt => Value::Bool(a < b),
+        BinOp::Le => Value::Bool(a <= b),
+        BinOp::Gt => Value::Bool(a > b),
+        BinOp::Ge => Value::Bool(a >= b),
+        BinOp::Eq => Value::Bool(a == b),
+        BinOp::Ne => Value::Bool(a != b),
+        _ => return None,
+    })
+}
 
 fn as_float(v: &Value) -> f64 {
     match v {

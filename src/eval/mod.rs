@@ -8,6 +8,7 @@ pub mod derivation;
 pub mod error;
 #[allow(clippy::module_inception)]
 pub mod eval;
+pub mod flakeref;
 pub mod io;
 pub mod json;
 pub mod parse;

@@ -246,20 +246,24 @@ impl Value {
     }
 }
 
+/// The slots of an environment; one or two (most function calls) are held inline.
+pub type Slots = smallvec::SmallVec<[Thunk; 2]>;
+
 /// A variable scope at run time: the values of one `let`, `rec`, function call or `with`.
 pub struct Env {
-    pub slots: RefCell<Vec<Thunk>>,
+    pub slots: RefCell<Slots>,
     pub parent: Option<Rc<Env>>,
 }
 
 impl Env {
-    pub fn new(parent: Option<Rc<Env>>, slots: Vec<Thunk>) -> Rc<Env> {
+    pub fn new(parent: Option<Rc<Env>>, slots: Slots) -> Rc<Env> {
         Rc::new(Env {
             slots: RefCell::new(slots),
             parent,
         })
     }
 
+    #[inline]
     pub fn up(self: &Rc<Env>, depth: u32) -> &Rc<Env> {
         let mut env = self;
         for _ in 0..depth {
@@ -271,6 +275,7 @@ impl Env {
         env
     }
 
+    #[inline]
     pub fn get(&self, index: u32) -> Thunk {
         self.slots.borrow()[index as usize].clone()
     }
@@ -278,10 +283,11 @@ impl Env {
 
 pub enum ThunkState {
     Pending(&'static Expr, Rc<Env>),
-    /// A function applied to an argument, not yet called (what `map` and friends produce).
-    Apply(Value, Thunk),
+    /// A function applied to an argument, not yet called (what `map` and friends produce). Boxed, as is
+    /// `Apply2`, to keep the common states (and so every thunk) small.
+    Apply(Box<(Value, Thunk)>),
     /// A function applied to two arguments (`mapAttrs`).
-    Apply2(Value, Thunk, Thunk),
+    Apply2(Box<(Value, Thunk, Thunk)>),
     Done(Value),
     Blackhole,
 }
@@ -309,19 +315,20 @@ impl Thunk {
 
     pub fn apply(f: Value, arg: Thunk) -> Thunk {
         Thunk::Lazy(Rc::new(LazyCell {
-            state: RefCell::new(ThunkState::Apply(f, arg)),
+            state: RefCell::new(ThunkState::Apply(Box::new((f, arg)))),
             forced: Cell::new(false),
         }))
     }
 
     pub fn apply2(f: Value, a: Thunk, b: Thunk) -> Thunk {
         Thunk::Lazy(Rc::new(LazyCell {
-            state: RefCell::new(ThunkState::Apply2(f, a, b)),
+            state: RefCell::new(ThunkState::Apply2(Box::new((f, a, b)))),
             forced: Cell::new(false),
         }))
     }
 
     /// The value if it is already known.
+    #[inline]
     pub fn value_if_forced(&self) -> Option<Value> {
         match self {
             Thunk::Val(v) => Some(v.clone()),
