@@ -212,7 +212,6 @@ pub fn install(ev: &mut Evaluator) {
     // `builtins` contains itself; a thunk ties the knot.
     let builtins_cell = Rc::new(super::value::LazyCell {
         state: std::cell::RefCell::new(super::value::ThunkState::Blackhole),
-        forced: std::cell::Cell::new(false),
     });
     entries.push(Attr {
         name: Sym::new("builtins"),
@@ -221,7 +220,6 @@ pub fn install(ev: &mut Evaluator) {
     });
     let builtins = Value::attrs(Attrs::from_unsorted(entries));
     *builtins_cell.state.borrow_mut() = super::value::ThunkState::Done(builtins.clone());
-    builtins_cell.forced.set(true);
 
     let Value::Attrs(b) = &builtins else { unreachable!() };
     let global_names = [
@@ -268,7 +266,7 @@ pub fn install(ev: &mut Evaluator) {
     ev.globals.insert(Sym::new("derivation"), derivation.clone());
     if let Value::Attrs(b) = &builtins {
         // Adding `derivation` to builtins after the fact: the set is shared, so rebuild it with the entry.
-        let mut entries = b.entries.clone();
+        let mut entries = b.entries().to_vec();
         entries.push(attr("derivation", derivation));
         let rebuilt = Value::attrs(Attrs::from_unsorted(entries));
         *builtins_cell.state.borrow_mut() = super::value::ThunkState::Done(rebuilt.clone());
@@ -900,8 +898,13 @@ fn prim_group_by(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
 fn prim_intersect_attrs(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let x = force_attrs(ev, &a[0], pos)?;
     let y = force_attrs(ev, &a[1], pos)?;
-    let entries = y.entries.iter().filter(|e| x.get(e.name).is_some()).cloned().collect();
-    Ok(Value::attrs(Attrs { entries }))
+    let entries = y
+        .entries()
+        .iter()
+        .filter(|e| x.get(e.name).is_some())
+        .cloned()
+        .collect();
+    Ok(Value::attrs(Attrs::from_sorted(entries)))
 }
 
 fn is_type(ev: &mut Evaluator, a: &[Thunk], f: fn(&Value) -> bool) -> Result<Value> {
@@ -943,7 +946,7 @@ fn prim_map_attrs(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let f = force_fn(ev, &a[0], pos)?;
     let attrs = force_attrs(ev, &a[1], pos)?;
     let entries = attrs
-        .entries
+        .entries()
         .iter()
         .map(|e| Attr {
             name: e.name,
@@ -951,7 +954,7 @@ fn prim_map_attrs(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
             pos: e.pos,
         })
         .collect();
-    Ok(Value::attrs(Attrs { entries }))
+    Ok(Value::attrs(Attrs::from_sorted(entries)))
 }
 
 fn prim_zip_attrs_with(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
@@ -960,7 +963,7 @@ fn prim_zip_attrs_with(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Valu
     let mut groups: HashMap<Sym, Vec<Thunk>> = HashMap::new();
     for t in list.iter() {
         let attrs = force_attrs(ev, t, pos)?;
-        for e in &attrs.entries {
+        for e in attrs.entries() {
             groups.entry(e.name).or_default().push(e.value.clone());
         }
     }
@@ -1004,12 +1007,12 @@ fn prim_remove_attrs(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value>
         remove.insert(Sym::new(&force_str(ev, t, pos)?.s));
     }
     let entries = attrs
-        .entries
+        .entries()
         .iter()
         .filter(|e| !remove.contains(&e.name))
         .cloned()
         .collect();
-    Ok(Value::attrs(Attrs { entries }))
+    Ok(Value::attrs(Attrs::from_sorted(entries)))
 }
 
 fn prim_replace_strings(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
@@ -1533,10 +1536,10 @@ fn prim_scoped_import(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value
         .read_file(&file)
         .map_err(|e| EvalError::new(ErrorKind::Eval, format!("opening file '{}': {e}", file.display()), pos))?;
     let text = String::from_utf8_lossy(&text).into_owned();
-    let names: Vec<Sym> = scope.entries.iter().map(|e| e.name).collect();
+    let names: Vec<Sym> = scope.entries().iter().map(|e| e.name).collect();
     let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     let expr = ev.compile_source(&text, &file.display().to_string(), true, &base, Some(names))?;
-    let env = Env::new(None, scope.entries.iter().map(|e| e.value.clone()).collect());
+    let env = Env::new(None, scope.entries().iter().map(|e| e.value.clone()).collect());
     ev.eval(expr, &env)
 }
 

@@ -219,8 +219,8 @@ impl Evaluator {
         match t {
             Thunk::Val(v) => Ok(v.clone()),
             Thunk::Lazy(cell) => {
-                if cell.forced.get()
-                    && let ThunkState::Done(v) = &*cell.state.borrow()
+                if let Ok(state) = cell.state.try_borrow()
+                    && let ThunkState::Done(v) = &*state
                 {
                     return Ok(v.clone());
                 }
@@ -245,7 +245,7 @@ impl Evaluator {
                 ));
             }
             ThunkState::Pending(e, env) => stacker::maybe_grow(RED_ZONE, SEGMENT, || self.eval(e, env)),
-            ThunkState::Apply(app) => self.call(app.0.clone(), app.1.clone(), Pos::NONE),
+            ThunkState::Apply(f, arg) => self.call(f.clone(), arg.clone(), Pos::NONE),
             ThunkState::Apply2(app) => self
                 .call(app.0.clone(), app.1.clone(), Pos::NONE)
                 .and_then(|g| self.call(g, app.2.clone(), Pos::NONE)),
@@ -253,7 +253,6 @@ impl Evaluator {
         match result {
             Ok(v) => {
                 *cell.state.borrow_mut() = ThunkState::Done(v.clone());
-                cell.forced.set(true);
                 Ok(v)
             }
             Err(e) => {
@@ -624,15 +623,11 @@ impl Evaluator {
                     return eval_error(format!("dynamic attribute '{name}' already defined"), *pos);
                 }
                 let t = self.attr_value(value, &scope, env, &sources, false);
-                let at = attrs.entries.partition_point(|a| a.name < name);
-                attrs.entries.insert(
-                    at,
-                    Attr {
-                        name,
-                        value: t,
-                        pos: *pos,
-                    },
-                );
+                attrs.insert(Attr {
+                    name,
+                    value: t,
+                    pos: *pos,
+                });
             }
         }
         Ok(Value::attrs(attrs))
@@ -659,16 +654,11 @@ impl Evaluator {
                 "while evaluating the `__overrides` attribute".into(),
             )
         })?;
-        for o in &over.entries {
+        for o in over.entries() {
             if let Some(slot) = def.statics.iter().position(|(n, _, _)| *n == o.name) {
                 env.slots.borrow_mut()[slot] = o.value.clone();
             }
-            let at = attrs.entries.partition_point(|a| a.name < o.name);
-            if attrs.entries.get(at).is_some_and(|a| a.name == o.name) {
-                attrs.entries[at] = o.clone();
-            } else {
-                attrs.entries.insert(at, o.clone());
-            }
+            attrs.insert(o.clone());
         }
         Ok(())
     }
@@ -921,7 +911,7 @@ impl Evaluator {
                 if a.is_empty() {
                     return Ok(r);
                 }
-                Ok(Value::attrs(a.update(&b)))
+                Ok(Value::attrs(Attrs::update(&a, &b)))
             }
             BinOp::Add => match (&l, &r) {
                 (Value::Str(a), _) => {
@@ -1068,7 +1058,7 @@ impl Evaluator {
                 if x.len() != y.len() {
                     return Ok(false);
                 }
-                for (p, q) in x.entries.iter().zip(y.entries.iter()) {
+                for (p, q) in x.entries().iter().zip(y.entries().iter()) {
                     if p.name != q.name {
                         return Ok(false);
                     }
@@ -1292,7 +1282,7 @@ impl Evaluator {
                 if !seen.insert(Rc::as_ptr(a) as usize) {
                     return Ok(());
                 }
-                for attr in &a.entries {
+                for attr in a.entries() {
                     let x = self.force(&attr.value).map_err(|e| {
                         self.frame(e, attr.pos, format!("while evaluating the attribute '{}'", attr.name))
                     })?;
@@ -1387,7 +1377,7 @@ fn offset_of(text: &str, line: usize, column: usize) -> u32 {
 /// "one of 'a', 'b'" for the names of `attrs` closest to `name`, if any are close.
 fn suggest(name: &str, attrs: &Attrs) -> Option<String> {
     let mut close: Vec<(usize, &str)> = attrs
-        .entries
+        .entries()
         .iter()
         .map(|a| a.name.as_str())
         .map(|n| (levenshtein(name, n), n))

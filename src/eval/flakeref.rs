@@ -1425,7 +1425,7 @@ pub fn prim_flake_ref_to_string(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Re
     let v = ev.force(&a[0])?;
     let set = ev.expect_attrs(&v, pos)?;
     let mut attrs = FAttrs::new();
-    for entry in &set.entries {
+    for entry in set.entries() {
         let name = entry.name.as_str();
         let value = match ev.force(&entry.value)? {
             Value::Int(n) if n < 0 => {

@@ -64,7 +64,10 @@ pub fn on_eval_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 pub fn run(request: Request, io: Box<dyn EvalIo>) -> std::result::Result<String, String> {
     let show_trace = request.settings.show_trace;
     let mut ev = Evaluator::new(request.settings.clone(), io);
-    evaluate(&mut ev, &request).map_err(|e| e.render(show_trace))
+    let result = evaluate(&mut ev, &request).map_err(|e| e.render(show_trace));
+    // The process ends after this: freeing every value one by one would only cost time.
+    std::mem::forget(ev);
+    result
 }
 
 fn evaluate(ev: &mut Evaluator, req: &Request) -> Result<String> {
@@ -96,7 +99,9 @@ fn evaluate(ev: &mut Evaluator, req: &Request) -> Result<String> {
         values.push(v);
     }
     let mut out = String::new();
-    for v in values {
+    // Values are not freed: the process ends after printing them (see `run`).
+    let values = std::mem::ManuallyDrop::new(values);
+    for v in values.iter() {
         match req.output {
             Output::Value => {
                 if req.strict {
@@ -186,7 +191,7 @@ pub fn auto_call(ev: &mut Evaluator, v: Value, args: &Attrs) -> Result<Value> {
         }
     }
     if *ellipsis {
-        entries = args.entries.clone();
+        entries = args.entries().to_vec();
     }
     let arg = Value::attrs(Attrs::from_unsorted(entries));
     ev.call(v, Thunk::Val(arg), Pos::NONE)

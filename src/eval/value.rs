@@ -6,7 +6,7 @@
 //! is a black hole, and forcing it again is infinite recursion. Expressions live for the whole process
 //! (compiled files are leaked on purpose), so thunks hold `&'static` references into them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::rc::Rc;
@@ -83,31 +83,57 @@ pub struct Attr {
 }
 
 /// An attribute set, sorted by symbol number.
+///
+/// `a // b` with a small `b` makes a layer over `a` instead of copying it: lookups look at the layer, then
+/// below. Layers are at most `MAX_LAYERS` deep (a deeper update copies), and the merged list of a layered set
+/// is made once, the first time something iterates over it. This keeps chains of `//` (NixOS's module
+/// system and overlays build long ones) from copying the whole set at every step.
 #[derive(Clone, Default)]
 pub struct Attrs {
-    pub entries: Vec<Attr>,
+    /// The attributes of this layer.
+    own: Vec<Attr>,
+    /// The set this layer was put over, and the number of layers below this one.
+    base: Option<(Rc<Attrs>, u32)>,
+    len: usize,
+    merged: std::cell::OnceCell<Vec<Attr>>,
 }
 
+const MAX_LAYERS: u32 = 16;
+
 impl Attrs {
+    /// A set of attributes already sorted by symbol, without duplicates.
+    pub fn from_sorted(entries: Vec<Attr>) -> Attrs {
+        Attrs {
+            len: entries.len(),
+            own: entries,
+            base: None,
+            merged: std::cell::OnceCell::new(),
+        }
+    }
+
     pub fn from_unsorted(mut entries: Vec<Attr>) -> Attrs {
         entries.sort_by_key(|a| a.name);
         // Later definitions of the same name (from listToAttrs, say) are dropped: the first one wins.
         entries.dedup_by_key(|a| a.name);
-        Attrs { entries }
+        Attrs::from_sorted(entries)
     }
 
+    #[inline]
     pub fn get(&self, name: Sym) -> Option<&Thunk> {
-        self.entries
-            .binary_search_by_key(&name, |a| a.name)
-            .ok()
-            .map(|i| &self.entries[i].value)
+        self.get_attr(name).map(|a| &a.value)
     }
 
     pub fn get_attr(&self, name: Sym) -> Option<&Attr> {
-        self.entries
-            .binary_search_by_key(&name, |a| a.name)
-            .ok()
-            .map(|i| &self.entries[i])
+        let mut set = self;
+        loop {
+            if let Ok(i) = set.own.binary_search_by_key(&name, |a| a.name) {
+                return Some(&set.own[i]);
+            }
+            match &set.base {
+                Some((base, _)) => set = base,
+                None => return None,
+            }
+        }
     }
 
     pub fn get_str(&self, name: &str) -> Option<&Thunk> {
@@ -115,46 +141,106 @@ impl Attrs {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
+    }
+
+    /// Every attribute, sorted by symbol.
+    pub fn entries(&self) -> &[Attr] {
+        match &self.base {
+            None => &self.own,
+            Some(_) => self.merged.get_or_init(|| self.merge_layers()),
+        }
+    }
+
+    /// The layers' attributes merged in one pass over the bottom set: the small upper layers are combined
+    /// first (upper ones winning), so no intermediate layer is ever copied whole.
+    fn merge_layers(&self) -> Vec<Attr> {
+        let mut upper: Vec<Attr> = Vec::new();
+        let mut set = self;
+        loop {
+            match &set.base {
+                Some((base, _)) => {
+                    // `upper` holds newer layers; they win over this one.
+                    upper = merge(&set.own, &upper);
+                    set = base;
+                }
+                None => return merge(set.entries(), &upper),
+            }
+        }
+    }
+
+    /// Adds or replaces an attribute of a set being built.
+    pub fn insert(&mut self, attr: Attr) {
+        self.flatten();
+        match self.own.binary_search_by_key(&attr.name, |a| a.name) {
+            Ok(i) => self.own[i] = attr,
+            Err(i) => {
+                self.own.insert(i, attr);
+                self.len += 1;
+            }
+        }
+    }
+
+    fn flatten(&mut self) {
+        if self.base.is_some() {
+            self.own = self.entries().to_vec();
+            self.base = None;
+            self.merged = std::cell::OnceCell::new();
+        }
     }
 
     /// The attributes in the order Nix shows them: by name.
     pub fn sorted(&self) -> Vec<&Attr> {
-        let mut v: Vec<&Attr> = self.entries.iter().collect();
+        let mut v: Vec<&Attr> = self.entries().iter().collect();
         v.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         v
     }
 
-    /// `self // other`: a linear merge, `other` winning.
-    pub fn update(&self, other: &Attrs) -> Attrs {
-        let (a, b) = (&self.entries, &other.entries);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].name.cmp(&b[j].name) {
-                std::cmp::Ordering::Less => {
-                    out.push(a[i].clone());
-                    i += 1;
-                }
-                std::cmp::Ordering::Greater => {
-                    out.push(b[j].clone());
-                    j += 1;
-                }
-                std::cmp::Ordering::Equal => {
-                    out.push(b[j].clone());
-                    i += 1;
-                    j += 1;
-                }
+    /// `a // b`, `b` winning.
+    pub fn update(a: &Rc<Attrs>, b: &Attrs) -> Attrs {
+        let depth = a.base.as_ref().map_or(0, |(_, d)| d + 1);
+        if b.len() * 8 <= a.len() && depth < MAX_LAYERS {
+            let own = b.entries().to_vec();
+            let added = own.iter().filter(|x| a.get_attr(x.name).is_none()).count();
+            return Attrs {
+                len: a.len() + added,
+                own,
+                base: Some((a.clone(), depth)),
+                merged: std::cell::OnceCell::new(),
+            };
+        }
+        Attrs::from_sorted(merge(a.entries(), b.entries()))
+    }
+}
+
+/// Two sorted attribute lists merged, `b` winning.
+fn merge(a: &[Attr], b: &[Attr]) -> Vec<Attr> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].name.cmp(&b[j].name) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i].clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j].clone());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(b[j].clone());
+                i += 1;
+                j += 1;
             }
         }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
-        Attrs { entries: out }
     }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// A function value: its definition and the environment it closes over.
@@ -283,10 +369,9 @@ impl Env {
 
 pub enum ThunkState {
     Pending(&'static Expr, Rc<Env>),
-    /// A function applied to an argument, not yet called (what `map` and friends produce). Boxed, as is
-    /// `Apply2`, to keep the common states (and so every thunk) small.
-    Apply(Box<(Value, Thunk)>),
-    /// A function applied to two arguments (`mapAttrs`).
+    /// A function applied to an argument, not yet called (what `map` and friends produce).
+    Apply(Value, Thunk),
+    /// A function applied to two arguments (`mapAttrs`), boxed to keep every thunk small.
     Apply2(Box<(Value, Thunk, Thunk)>),
     Done(Value),
     Blackhole,
@@ -301,29 +386,24 @@ pub enum Thunk {
 
 pub struct LazyCell {
     pub state: RefCell<ThunkState>,
-    /// Set once forced, so a forced thunk is read without borrowing the state's RefCell mutably.
-    pub forced: Cell<bool>,
 }
 
 impl Thunk {
     pub fn pending(expr: &'static Expr, env: Rc<Env>) -> Thunk {
         Thunk::Lazy(Rc::new(LazyCell {
             state: RefCell::new(ThunkState::Pending(expr, env)),
-            forced: Cell::new(false),
         }))
     }
 
     pub fn apply(f: Value, arg: Thunk) -> Thunk {
         Thunk::Lazy(Rc::new(LazyCell {
-            state: RefCell::new(ThunkState::Apply(Box::new((f, arg)))),
-            forced: Cell::new(false),
+            state: RefCell::new(ThunkState::Apply(f, arg)),
         }))
     }
 
     pub fn apply2(f: Value, a: Thunk, b: Thunk) -> Thunk {
         Thunk::Lazy(Rc::new(LazyCell {
             state: RefCell::new(ThunkState::Apply2(Box::new((f, a, b)))),
-            forced: Cell::new(false),
         }))
     }
 
@@ -333,8 +413,8 @@ impl Thunk {
         match self {
             Thunk::Val(v) => Some(v.clone()),
             Thunk::Lazy(cell) => {
-                if cell.forced.get()
-                    && let ThunkState::Done(v) = &*cell.state.borrow()
+                if let Ok(state) = cell.state.try_borrow()
+                    && let ThunkState::Done(v) = &*state
                 {
                     return Some(v.clone());
                 }
