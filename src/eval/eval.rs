@@ -866,6 +866,16 @@ impl Evaluator {
                                 return Ok(Value::Int(v));
                             }
                         }
+                        BinOp::Mul => {
+                            if let Some(v) = a.checked_mul(b) {
+                                return Ok(Value::Int(v));
+                            }
+                        }
+                        BinOp::Div if b != 0 => {
+                            if let Some(v) = a.checked_div(b) {
+                                return Ok(Value::Int(v));
+                            }
+                        }
                         BinOp::Lt => return Ok(Value::Bool(a < b)),
                         BinOp::Le => return Ok(Value::Bool(a <= b)),
                         BinOp::Gt => return Ok(Value::Bool(a > b)),
