@@ -111,14 +111,26 @@ impl EvalError {
                 out.push_str("\n       error:");
             }
         }
-        let mut lines = self.message.lines();
+        // A hint ("Did you mean ...?") follows the position.
+        let (message, hint) = match self.message.find("\nDid you mean") {
+            Some(i) => (&self.message[..i], Some(&self.message[i + 1..])),
+            None => (self.message.as_str(), None),
+        };
+        let mut lines = message.lines();
         if let Some(first) = lines.next() {
             let _ = write!(out, " {first}");
         }
         for line in lines {
             let _ = write!(out, "\n       {line}");
         }
-        excerpt(&mut out, self.pos, "       ");
+        // An error raised inside a builtin is placed by the builtin's frame, as in Nix.
+        let placed_by_frame = show_trace && self.trace.first().is_some_and(|f| f.pos == self.pos);
+        if !placed_by_frame {
+            excerpt(&mut out, self.pos, "       ");
+        }
+        if let Some(hint) = hint {
+            let _ = write!(out, "\n       {hint}");
+        }
         out
     }
 }
@@ -129,17 +141,22 @@ fn excerpt(out: &mut String, pos: Pos, indent: &str) {
         return;
     };
     let _ = write!(out, "\n{indent}at {}:{line}:{column}:", src.name);
+    // Nix's layout: the line number right-aligned in five columns after the message indentation, the caret
+    // under the column.
     let lines: Vec<&str> = src.text.split('\n').collect();
-    let width = (line + 1).to_string().len();
-    let start = line.saturating_sub(1).max(1);
-    for n in start..=line.min(lines.len()) {
-        let _ = write!(out, "\n{indent}{:>width$}| {}", n, lines[n - 1]);
-        if n == line {
-            let _ = write!(out, "\n{indent}{:>width$}| {}^", "", " ".repeat(column - 1));
-        }
+    let code = |out: &mut String, n: usize| {
+        let text = format!("        {n:>5}| {}", lines[n - 1]);
+        let _ = write!(out, "\n{}", text.trim_end());
+    };
+    if line > 1 {
+        code(out, line - 1);
+    }
+    if line <= lines.len() {
+        code(out, line);
+        let _ = write!(out, "\n{:13}|{}^", "", " ".repeat(column));
     }
     if line < lines.len() {
-        let _ = write!(out, "\n{indent}{:>width$}| {}", line + 1, lines[line]);
+        code(out, line + 1);
     }
 }
 

@@ -670,7 +670,7 @@ impl Evaluator {
             Value::Lambda(closure) => self.call_lambda(&closure, arg, pos),
             Value::PrimOp(op) => {
                 if op.arity == 1 {
-                    (op.f)(self, &[arg], pos)
+                    (op.f)(self, &[arg], pos).map_err(|e| self.builtin_frame(e, op.name, pos))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op, args: vec![arg] })))
                 }
@@ -679,7 +679,7 @@ impl Evaluator {
                 let mut args = app.args.clone();
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    (app.op.f)(self, &args, pos)
+                    (app.op.f)(self, &args, pos).map_err(|e| self.builtin_frame(e, app.op.name, pos))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp {
                         op: app.op.clone(),
@@ -750,10 +750,10 @@ impl Evaluator {
                                     EvalError::new(
                                         ErrorKind::Eval,
                                         format!("function '{name}' called without required argument '{}'", formal.name),
-                                        pos,
+                                        def.pos,
                                     ),
-                                    def.pos,
-                                    self.lambda_frame(def),
+                                    pos,
+                                    "from call site".to_string(),
                                 ));
                             }
                         },
@@ -767,14 +767,22 @@ impl Evaluator {
                         .map(|a| a.name);
                     if let Some(u) = unexpected {
                         let name = self.lambda_name(def);
+                        let mut names: Vec<&str> = formals.iter().map(|f| f.name.as_str()).collect();
+                        names.sort();
+                        names.retain(|n| levenshtein(n, u.as_str()) <= 2);
+                        let hint = match names.as_slice() {
+                            [] => String::new(),
+                            [one] => format!("\nDid you mean {one}?"),
+                            [rest @ .., last] => format!("\nDid you mean one of {} or {last}?", rest.join(", ")),
+                        };
                         return Err(self.frame(
                             EvalError::new(
                                 ErrorKind::Eval,
-                                format!("function '{name}' called with unexpected argument '{u}'"),
-                                pos,
+                                format!("function '{name}' called with unexpected argument '{u}'{hint}"),
+                                def.pos,
                             ),
-                            def.pos,
-                            self.lambda_frame(def),
+                            pos,
+                            "from call site".to_string(),
                         ));
                     }
                 }
@@ -808,6 +816,15 @@ impl Evaluator {
             Some(n) => format!("while calling '{n}'"),
             None => "while calling anonymous lambda".to_string(),
         }
+    }
+
+    /// The frame of a failed builtin call (only with --show-trace).
+    #[cold]
+    fn builtin_frame(&self, e: Box<EvalError>, name: &str, pos: Pos) -> Box<EvalError> {
+        if !self.settings.show_trace || name == "select" {
+            return e;
+        }
+        self.frame(e, pos, format!("while calling the '{name}' builtin"))
     }
 
     /// Adds a trace frame to an error (only kept with --show-trace), and gives it a position if it has none.
