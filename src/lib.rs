@@ -6,5 +6,7 @@
 pub mod alloc;
 pub mod boot;
 pub mod cli;
+pub mod command;
 pub mod eval;
+pub mod pkgs;
 pub mod store;

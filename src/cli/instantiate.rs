@@ -143,15 +143,22 @@ impl ExprArgs {
             output,
             location,
             settings,
+            extend: Some(crate::pkgs::set::install),
         })
     }
 }
 
-fn evaluate(request: Request, store_root: Option<PathBuf>) -> Result<String> {
+fn evaluate(mut request: Request, store_root: Option<PathBuf>, read_root: PathBuf) -> Result<String> {
+    // `<rixpkgs>` falls back to the current snapshot of the default channel.
+    if let Ok(current) = crate::pkgs::channel::Channels::new(&read_root).current() {
+        if let Some(path) = current.get(crate::pkgs::channel::DEFAULT_NAME) {
+            request.settings.fallback_search_path.push(format!("rixpkgs={path}"));
+        }
+    }
     let result = on_eval_thread(move || -> std::result::Result<String, String> {
         let io = match store_root {
             Some(root) => StoreIo::with_store(LocalStore::open(&root).map_err(|e| format!("error: {e:#}"))?),
-            None => StoreIo::read_only(),
+            None => StoreIo::read_only(Some(&read_root)),
         };
         run(request, Box::new(io))
     });
@@ -195,14 +202,14 @@ pub fn instantiate(root: &Path, args: &InstantiateArgs) -> Result<()> {
     };
     let request = args.expr.request(output, args.strict, !args.no_location)?;
     let writes = output == Output::Derivations && !args.read_only;
-    let out = evaluate(request, writes.then(|| root.to_path_buf()))?;
+    let out = evaluate(request, writes.then(|| root.to_path_buf()), root.to_path_buf())?;
     print!("{out}");
     Ok(())
 }
 
 pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
     let request = args.expr.request(Output::Derivations, false, false)?;
-    let drvs = evaluate(request, Some(root.to_path_buf()))?;
+    let drvs = evaluate(request, Some(root.to_path_buf()), root.to_path_buf())?;
     let mut store = LocalStore::open(root)?;
     let mut first = true;
     for (n, drv) in drvs.lines().enumerate() {

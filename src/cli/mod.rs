@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod channel;
 mod gc;
 mod instantiate;
 mod store;
@@ -31,6 +32,8 @@ pub enum Command {
     /// Work with store paths and NAR archives (like nix-store and nix-hash).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Manage the Debian channels the package set comes from (like nix-channel).
+    Channel(channel::ChannelArgs),
     /// Evaluate Nix expressions and write derivations (like nix-instantiate).
     Instantiate(instantiate::InstantiateArgs),
     /// Evaluate an expression and build the derivations it gives; link `result` to the output (like nix-build).
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Store(command) => command.run(&cli.store, cli.quiet),
         Command::Gc(args) => gc::run(&cli.store, &args),
+        Command::Channel(args) => channel::run(&cli.store, &args),
         Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
         Command::Build(args) => instantiate::build(&cli.store, &args),
     };

@@ -197,7 +197,7 @@ pub fn install(ev: &mut Evaluator) {
     let time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let nix_path = nix_path_value(&ev.settings.search_path);
+    let nix_path = nix_path_value(&ev.settings.search_path, &ev.settings.fallback_search_path);
     entries.extend([
         attr("true", Value::Bool(true)),
         attr("false", Value::Bool(false)),
@@ -298,13 +298,14 @@ in
 "#;
 
 /// The search path: `-I` entries, then `NIX_PATH`, as a list of `{ prefix, path }`.
-fn nix_path_value(extra: &[String]) -> Value {
+fn nix_path_value(extra: &[String], fallback: &[String]) -> Value {
     let mut items = Vec::new();
     let env = std::env::var("NIX_PATH").unwrap_or_default();
     for entry in extra
         .iter()
         .map(String::as_str)
         .chain(env.split(':').filter(|s| !s.is_empty()))
+        .chain(fallback.iter().map(String::as_str))
     {
         let (prefix, path) = match entry.split_once('=') {
             Some((p, path)) => (p, path),
@@ -1819,4 +1820,21 @@ fn prim_path(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
         }
     }
     Ok(str_value(sp.clone(), BTreeSet::from([sp])))
+}
+
+/// Adds a primop to `builtins` (also reachable as `__name`), for parts of rixos that extend the language
+/// (the Debian package set's index).
+pub fn add_builtin(ev: &mut Evaluator, name: &'static str, arity: usize, f: PrimFn) {
+    let builtins_sym = Sym::new("builtins");
+    let Some(Value::Attrs(old)) = ev.globals.get(&builtins_sym).cloned() else {
+        return;
+    };
+    let mut entries = vec![attr(name, prim(name, arity, f))];
+    entries.extend(old.entries().iter().filter(|a| a.name.as_str() != name).cloned());
+    let new = Value::attrs(Attrs::from_unsorted(entries));
+    // `builtins.builtins` is the set itself: point its knot at the new set.
+    if let Some(Thunk::Lazy(cell)) = old.get(builtins_sym) {
+        *cell.state.borrow_mut() = super::value::ThunkState::Done(new.clone());
+    }
+    ev.globals.insert(builtins_sym, new);
 }

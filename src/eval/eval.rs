@@ -27,6 +27,8 @@ pub struct Settings {
     pub pure: bool,
     /// Extra `-I` search path entries, before `NIX_PATH`.
     pub search_path: Vec<String>,
+    /// Entries searched after `NIX_PATH` (the channels' defaults).
+    pub fallback_search_path: Vec<String>,
     pub current_system: String,
     /// `--extra-experimental-features parse-toml-timestamps`.
     pub toml_timestamps: bool,
@@ -39,6 +41,7 @@ impl Default for Settings {
             max_call_depth: 10_000,
             pure: false,
             search_path: Vec::new(),
+            fallback_search_path: Vec::new(),
             current_system: "x86_64-linux".to_string(),
             toml_timestamps: false,
         }

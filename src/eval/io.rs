@@ -67,15 +67,21 @@ pub trait EvalIo {
 /// Real files; a store under a root, or none (paths are then computed but nothing is written).
 pub struct StoreIo {
     pub store: Option<LocalStore>,
+    /// Where `/nix/store` paths are read from (the store's physical root), when known.
+    pub root: Option<PathBuf>,
 }
 
 impl StoreIo {
-    pub fn read_only() -> StoreIo {
-        StoreIo { store: None }
+    /// Nothing is written; store paths are read under `root` if given.
+    pub fn read_only(root: Option<&Path>) -> StoreIo {
+        StoreIo {
+            store: None,
+            root: root.map(Path::to_path_buf),
+        }
     }
 
     pub fn with_store(store: LocalStore) -> StoreIo {
-        StoreIo { store: Some(store) }
+        StoreIo { store: Some(store), root: None }
     }
 }
 
@@ -213,8 +219,9 @@ impl EvalIo for StoreIo {
 impl StoreIo {
     /// Store paths are read from the store's physical location.
     fn real(&self, path: &Path) -> PathBuf {
-        match (&self.store, path.to_str()) {
-            (Some(store), Some(p)) if p.starts_with("/nix/store/") => store.real_path_of(p),
+        match (&self.store, &self.root, path.to_str()) {
+            (Some(store), _, Some(p)) if p.starts_with("/nix/store/") => store.real_path_of(p),
+            (None, Some(root), Some(p)) if p.starts_with("/nix/store/") => root.join(&p[1..]),
             _ => path.to_path_buf(),
         }
     }

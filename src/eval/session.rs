@@ -44,6 +44,8 @@ pub struct Request {
     pub output: Output,
     pub location: bool,
     pub settings: Settings,
+    /// Called on the new evaluator before evaluation (parts of rixos that add builtins).
+    pub extend: Option<fn(&mut Evaluator)>,
 }
 
 /// Stack of the evaluation thread; the evaluator grows onto heap segments past it.
@@ -64,6 +66,9 @@ pub fn on_eval_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 pub fn run(request: Request, io: Box<dyn EvalIo>) -> std::result::Result<String, String> {
     let show_trace = request.settings.show_trace;
     let mut ev = Evaluator::new(request.settings.clone(), io);
+    if let Some(extend) = request.extend {
+        extend(&mut ev);
+    }
     let result = evaluate(&mut ev, &request).map_err(|e| e.render(show_trace));
     // The process ends after this: freeing every value one by one would only cost time.
     std::mem::forget(ev);

@@ -279,6 +279,13 @@ fn run_builtin(
     store_dir: &Path,
     real: &dyn Fn(&str) -> PathBuf,
 ) -> Result<()> {
+    if drv.builder == "builtin:unpack-deb" {
+        let targets = outputs
+            .iter()
+            .map(|(name, path)| (name.clone(), store_dir.join(path.base_name())))
+            .collect();
+        return crate::pkgs::unpack::build(drv, &targets, real).with_context(|| format!("building {drv_path}"));
+    }
     let out = outputs
         .get("out")
         .with_context(|| format!("{drv_path}: {} needs an output 'out'", drv.builder))?;
@@ -314,7 +321,7 @@ fn run_builtin(
             Ok(())
         }
         other => {
-            bail!("{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl and builtin:buildenv)")
+            bail!("{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv and builtin:unpack-deb)")
         }
     }
 }

@@ -1,0 +1,320 @@
+//! `builtin:unpack-deb`, the builder that turns `.deb` files into self-contained store paths.
+//!
+//! For each package of the derivation (one output each): its data is extracted with `usr/` merged into the
+//! output's root (`deb::extract_data`), its control files and maintainer scripts are kept aside in
+//! `nix-support/debian/` (the modules do declaratively what they did imperatively), every ELF file's
+//! interpreter is pointed at the store's dynamic loader and its RUNPATH at the libraries of the package and its
+//! dependencies, and every script's `#!` line at an interpreter in the store. What is left pointing outside
+//! the store (`#!/usr/bin/env`, which every system has) is noted in `nix-support/outside-references`.
+//!
+//! ELF files are edited with Debian's patchelf taken from the same snapshot, unpacked unpatched
+//! (`patch = ""`) and run through the snapshot's own dynamic loader, so nothing of the host is involved.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::store::derivation::Derivation;
+
+/// Where the dynamic loader lives inside libc6.
+const LOADER: &str = "lib64/ld-linux-x86-64.so.2";
+/// Library directories of a Debian package, after the usr merge.
+const LIB_DIRS: &[&str] = &["lib/x86_64-linux-gnu", "lib", "lib64"];
+
+/// What a build needs to know, read from the derivation's environment.
+struct Plan {
+    packages: Vec<(String, PathBuf, String)>,
+    /// Logical store paths: the outputs of this derivation, by output name.
+    own: BTreeMap<String, String>,
+    deps: Vec<String>,
+    libc: Option<String>,
+    tools: Vec<String>,
+    patchelf: Option<Patchelf>,
+}
+
+/// patchelf from the snapshot: the binary, the loader and the library path it runs with (real paths).
+struct Patchelf {
+    binary: PathBuf,
+    loader: PathBuf,
+    library_path: String,
+}
+
+fn words(drv: &Derivation, key: &str) -> Vec<String> {
+    drv.env
+        .get(key)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Builds every output of `drv`; `targets` are where each output must be created (real paths) and `real` maps
+/// logical store paths to real ones.
+pub fn build(
+    drv: &Derivation,
+    targets: &BTreeMap<String, PathBuf>,
+    real: &dyn Fn(&str) -> PathBuf,
+) -> Result<()> {
+    let names = words(drv, "packages");
+    let debs = words(drv, "debs");
+    let outputs = words(drv, "outputs");
+    let outputs = if outputs.is_empty() { vec!["out".to_string()] } else { outputs };
+    if names.len() != debs.len() || names.len() != outputs.len() {
+        bail!(
+            "builtin:unpack-deb needs as many packages ({}), debs ({}) and outputs ({})",
+            names.len(),
+            debs.len(),
+            outputs.len()
+        );
+    }
+    let mut packages = Vec::new();
+    let mut own = BTreeMap::new();
+    for ((name, deb), output) in names.into_iter().zip(debs).zip(outputs) {
+        let target = targets
+            .get(&output)
+            .with_context(|| format!("builtin:unpack-deb: no output {output:?}"))?
+            .clone();
+        own.insert(output.clone(), drv.outputs[&output].path.clone());
+        packages.push((name, real(&deb), output));
+        let _ = target;
+    }
+    let patchelf = match drv.env.get("patchelf").filter(|p| !p.is_empty()) {
+        Some(p) => {
+            let libs = words(drv, "patchelfLibs");
+            let loader = libs
+                .iter()
+                .map(|l| real(l).join(LOADER))
+                .find(|l| l.exists())
+                .context("patchelf's libraries hold no dynamic loader (libc6)")?;
+            let library_path = libs
+                .iter()
+                .flat_map(|l| LIB_DIRS.iter().map(move |d| real(l).join(d)))
+                .filter(|d| d.is_dir())
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":");
+            Some(Patchelf {
+                binary: real(p),
+                loader,
+                library_path,
+            })
+        }
+        None => None,
+    };
+    let plan = Plan {
+        packages,
+        own,
+        deps: words(drv, "deps"),
+        libc: drv.env.get("libc").filter(|l| !l.is_empty()).cloned(),
+        tools: words(drv, "tools"),
+        patchelf,
+    };
+    for (name, deb, output) in &plan.packages {
+        let target = &targets[output];
+        super::deb::extract_data(deb, target).with_context(|| format!("unpacking {name} from {}", deb.display()))?;
+        super::deb::extract_control_into(deb, &target.join("nix-support/debian"))
+            .with_context(|| format!("keeping the control files of {name}"))?;
+    }
+    if plan.patchelf.is_none() {
+        return Ok(());
+    }
+    for (name, _, output) in &plan.packages {
+        fix_up(&plan, &targets[output], real).with_context(|| format!("making {name} self-contained"))?;
+    }
+    Ok(())
+}
+
+/// Points ELF files and scripts of one output into the store.
+fn fix_up(plan: &Plan, target: &Path, real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+    // The loader: libc6's, which is this derivation's own when it holds libc6.
+    let loader = match &plan.libc {
+        Some(libc) => format!("{libc}/{LOADER}"),
+        None => plan
+            .own
+            .values()
+            .map(|o| format!("{o}/{LOADER}"))
+            .find(|l| real(l).exists())
+            .context("neither libc nor this derivation has the dynamic loader")?,
+    };
+    // Library directories: this derivation's outputs first, then the dependencies'.
+    let mut search: Vec<String> = Vec::new();
+    for p in plan.own.values().chain(plan.deps.iter()).chain(plan.libc.iter()) {
+        for d in LIB_DIRS {
+            let dir = format!("{p}/{d}");
+            if real(&dir).is_dir() && !search.contains(&dir) {
+                search.push(dir);
+            }
+        }
+    }
+    // Script interpreters by file name: this derivation's programs, then the tools and dependencies'.
+    let mut programs: BTreeMap<String, String> = BTreeMap::new();
+    for p in plan.own.values().chain(plan.tools.iter()).chain(plan.deps.iter()) {
+        for dir in ["bin", "sbin"] {
+            let Ok(entries) = std::fs::read_dir(real(&format!("{p}/{dir}"))) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                programs.entry(n.clone()).or_insert(format!("{p}/{dir}/{n}"));
+            }
+        }
+    }
+    let own_logical: BTreeMap<PathBuf, String> = plan.own.values().map(|o| (real(o), o.clone())).collect();
+    let mut outside = Vec::new();
+    let mut stack = vec![target.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path)?;
+            if meta.is_dir() {
+                if path.file_name().is_some_and(|n| n == "nix-support") && dir == target {
+                    continue;
+                }
+                stack.push(path);
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let mut head = [0u8; 256];
+            let n = std::fs::File::open(&path)?.read(&mut head)?;
+            let head = &head[..n];
+            if head.starts_with(b"\x7fELF") {
+                patch_elf(plan, &path, &loader, &search, &own_logical)?;
+            } else if head.starts_with(b"#!") {
+                if let Some(left) = fix_shebang(&path, &programs)? {
+                    let rel = path.strip_prefix(target).unwrap_or(&path).display().to_string();
+                    outside.push(format!("{rel}: {left}"));
+                }
+            }
+        }
+    }
+    if !outside.is_empty() {
+        std::fs::create_dir_all(target.join("nix-support"))?;
+        std::fs::write(target.join("nix-support/outside-references"), outside.join("\n") + "\n")?;
+    }
+    Ok(())
+}
+
+fn patchelf(p: &Patchelf, args: &[&str], file: &Path) -> Result<String> {
+    let out = crate::command::run(
+        Command::new(&p.loader)
+            .arg("--library-path")
+            .arg(&p.library_path)
+            .arg(&p.binary)
+            .args(args)
+            .arg(file),
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Sets the interpreter (executables) and RUNPATH (anything dynamically linked) of one ELF file.
+fn patch_elf(
+    plan: &Plan,
+    file: &Path,
+    loader: &str,
+    search: &[String],
+    own: &BTreeMap<PathBuf, String>,
+) -> Result<()> {
+    let p = plan.patchelf.as_ref().expect("patching was asked for");
+    // Static and non-dynamic files (kernel modules, firmware, object files) have no dynamic section.
+    let needed = match patchelf(p, &["--print-needed"], file) {
+        Ok(n) => n,
+        Err(_) => return Ok(()),
+    };
+    let mode = std::fs::metadata(file)?.permissions().mode();
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode | 0o200))?;
+    if patchelf(p, &["--print-interpreter"], file).is_ok() {
+        patchelf(p, &["--set-interpreter", loader], file)?;
+    }
+    if !needed.is_empty() {
+        // Keep the package's own RUNPATH entries (private library directories), moved into the store.
+        let mut rpath: Vec<String> = Vec::new();
+        if let Ok(old) = patchelf(p, &["--print-rpath"], file) {
+            for entry in old.split(':').filter(|e| !e.is_empty()) {
+                let rel = entry.trim_start_matches("/usr").trim_start_matches('/');
+                for (real_out, logical) in own {
+                    if real_out.join(rel).is_dir() {
+                        rpath.push(format!("{logical}/{rel}"));
+                    }
+                }
+            }
+        }
+        for s in search {
+            if !rpath.contains(s) {
+                rpath.push(s.clone());
+            }
+        }
+        patchelf(p, &["--set-rpath", &rpath.join(":")], file)?;
+    }
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Rewrites a `#!` line to a store interpreter; gives the interpreter left outside the store, if any.
+fn fix_shebang(file: &Path, programs: &BTreeMap<String, String>) -> Result<Option<String>> {
+    let data = std::fs::read(file)?;
+    let end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let Ok(line) = std::str::from_utf8(&data[2..end]) else {
+        return Ok(None);
+    };
+    let line = line.trim_start();
+    let (interpreter, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    if interpreter.starts_with("/nix/store/") || !interpreter.starts_with('/') {
+        return Ok(None);
+    }
+    // `/usr/bin/env` is one of the two paths every rixos system has.
+    if interpreter == "/usr/bin/env" {
+        return Ok(Some(interpreter.to_string()));
+    }
+    let base = interpreter.rsplit('/').next().unwrap_or(interpreter);
+    let Some(replacement) = programs.get(base) else {
+        return Ok(Some(interpreter.to_string()));
+    };
+    let mut new = format!("#!{replacement}");
+    if !rest.is_empty() {
+        new.push(' ');
+        new.push_str(rest);
+    }
+    let mode = std::fs::metadata(file)?.permissions().mode();
+    let mut out = std::fs::File::create(file)?;
+    out.write_all(new.as_bytes())?;
+    out.write_all(&data[end..])?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebangs_point_into_the_store_or_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let programs = BTreeMap::from([
+            ("sh".to_string(), "/nix/store/aaa-dash/bin/sh".to_string()),
+            ("perl".to_string(), "/nix/store/bbb-perl/bin/perl".to_string()),
+        ]);
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let sh = write("a", "#!/bin/sh -e\necho hi\n");
+        assert_eq!(fix_shebang(&sh, &programs).unwrap(), None);
+        assert_eq!(std::fs::read_to_string(&sh).unwrap(), "#!/nix/store/aaa-dash/bin/sh -e\necho hi\n");
+        assert_eq!(std::fs::metadata(&sh).unwrap().permissions().mode() & 0o777, 0o755);
+        let perl = write("b", "#! /usr/bin/perl\n1;\n");
+        fix_shebang(&perl, &programs).unwrap();
+        assert!(std::fs::read_to_string(&perl).unwrap().starts_with("#!/nix/store/bbb-perl/bin/perl\n"));
+        let env = write("c", "#!/usr/bin/env python3\n");
+        assert_eq!(fix_shebang(&env, &programs).unwrap().as_deref(), Some("/usr/bin/env"));
+        let unknown = write("d", "#!/usr/bin/tclsh\n");
+        assert_eq!(fix_shebang(&unknown, &programs).unwrap().as_deref(), Some("/usr/bin/tclsh"));
+    }
+}
