@@ -46,7 +46,9 @@ pub struct Channels {
 
 impl Channels {
     pub fn new(root: &Path) -> Channels {
-        Channels { root: root.to_path_buf() }
+        Channels {
+            root: root.to_path_buf(),
+        }
     }
 
     fn list_file(&self) -> PathBuf {
@@ -153,7 +155,8 @@ impl Channels {
         current.retain(|n, _| channels.iter().any(|c| &c.name == n));
         for c in &channels {
             if names.is_empty() || names.contains(&c.name) {
-                let path = fetch_snapshot(store, c).with_context(|| format!("updating channel '{}' from {}", c.name, c.url))?;
+                let path = fetch_snapshot(store, c)
+                    .with_context(|| format!("updating channel '{}' from {}", c.name, c.url))?;
                 current.insert(c.name.clone(), path.to_string());
             }
         }
@@ -318,7 +321,9 @@ fn signed_text(text: &str) -> Result<String> {
         .split_once("-----BEGIN PGP SIGNED MESSAGE-----")
         .map(|(_, rest)| rest)
         .context("InRelease is not clearsigned")?;
-    let (_, body) = body.split_once("\n\n").context("InRelease has no blank line after its armor headers")?;
+    let (_, body) = body
+        .split_once("\n\n")
+        .context("InRelease has no blank line after its armor headers")?;
     let (body, _) = body
         .split_once("\n-----BEGIN PGP SIGNATURE-----")
         .context("InRelease has no signature")?;
@@ -392,7 +397,10 @@ pub fn fetch_snapshot(store: &mut LocalStore, channel: &Channel) -> Result<Store
     std::fs::create_dir(&dir)?;
     std::fs::write(dir.join("InRelease"), &in_release)?;
     std::fs::write(dir.join("Packages"), &packages)?;
-    let mirror = channel.url.rsplit_once("/dists/").map_or(channel.url.as_str(), |(m, _)| m);
+    let mirror = channel
+        .url
+        .rsplit_once("/dists/")
+        .map_or(channel.url.as_str(), |(m, _)| m);
     std::fs::write(dir.join("mirror"), mirror)?;
     super::set::write_snapshot_files(&dir, &packages)?;
     store.add_path_named(&dir, &format!("{}-channel", channel.name))
@@ -411,7 +419,9 @@ fn parse_release_date(text: &str) -> Option<std::time::SystemTime> {
     let [_, day, month, year, time, ..] = words.as_slice() else {
         return None;
     };
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = months.iter().position(|m| m == month)? as i64 + 1;
     let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
     let hms: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;

@@ -27,11 +27,7 @@ pub enum ControlError {
     #[error("line {line}: invalid field name {name:?}")]
     BadFieldName { line: usize, name: String },
     #[error("line {line}: duplicate field {name:?} (first at line {first})")]
-    DuplicateField {
-        line: usize,
-        name: String,
-        first: usize,
-    },
+    DuplicateField { line: usize, name: String, first: usize },
     #[error("line {line}: clearsigned message: {reason}")]
     Clearsigned { line: usize, reason: &'static str },
     #[error("expected one paragraph, found {found}")]
@@ -550,7 +546,13 @@ Version: 1\r
             [
                 (
                     1,
-                    vec![("Package", 1), ("Version", 2), ("Essential", 3), ("Description", 4), ("sha256", 8)]
+                    vec![
+                        ("Package", 1),
+                        ("Version", 2),
+                        ("Essential", 3),
+                        ("Description", 4),
+                        ("sha256", 8)
+                    ]
                 ),
                 (10, vec![("Package", 10), ("pre-depends", 11)]),
                 (14, vec![("Package", 14), ("Version", 15)]),
@@ -565,7 +567,11 @@ Version: 1\r
         let body: Vec<&str> = description.continuation_lines().collect();
         assert_eq!(
             body,
-            ["Bash is an sh-compatible command language interpreter.", "", " Verbatim line."]
+            [
+                "Bash is an sh-compatible command language interpreter.",
+                "",
+                " Verbatim line."
+            ]
         );
         assert_eq!(
             paragraphs[1].get("Pre-Depends"),
@@ -592,7 +598,10 @@ Version: 1\r
     fn malformed_texts() {
         let cases: &[(&str, &str)] = &[
             (" continued\n", "line 1: continuation line before any field"),
-            ("A: 1\nnot a field\n", "line 2: expected 'Field: value', found \"not a field\""),
+            (
+                "A: 1\nnot a field\n",
+                "line 2: expected 'Field: value', found \"not a field\"",
+            ),
             ("A: 1\n: empty\n", "line 2: invalid field name \"\""),
             ("A: 1\n-B: 2\n", "line 2: invalid field name \"-B\""),
             ("A: 1\nB C: 2\n", "line 2: invalid field name \"B C\""),
@@ -651,8 +660,14 @@ iQIzBAEBCAAdFiEE
         assert_eq!(release.origin.as_deref(), Some("Debian"));
         assert_eq!(release.label, None);
         let date = release.date.as_ref().unwrap();
-        assert_eq!((date.text.as_str(), date.unix), ("Sat, 11 Jul 2026 10:16:37 UTC", 1_783_764_997));
-        assert_eq!(release.valid_until.as_ref().unwrap().unix, 1_783_764_997 + 7 * 86400 - 7200);
+        assert_eq!(
+            (date.text.as_str(), date.unix),
+            ("Sat, 11 Jul 2026 10:16:37 UTC", 1_783_764_997)
+        );
+        assert_eq!(
+            release.valid_until.as_ref().unwrap().unix,
+            1_783_764_997 + 7 * 86400 - 7200
+        );
         assert!(!release.expired_at(1_783_764_997));
         assert!(release.expired_at(1_783_764_997 + 7 * 86400));
         assert!(release.acquire_by_hash);
@@ -672,17 +687,35 @@ iQIzBAEBCAAdFiEE
     fn bad_clearsigned_messages() {
         let good = IN_RELEASE.replace("- -- dash-escaped\n", "");
         let cases: Vec<(String, &str)> = vec![
-            (format!("junk\n{good}"), "line 1: clearsigned message: does not start with"),
-            (good.replace("Hash: SHA256", "Hash SHA256"), "line 2: clearsigned message: armour header"),
-            (good.replace("Description: Debian 12\n", "-bad\n"), "line 12: clearsigned message: line starting with '-'"),
+            (
+                format!("junk\n{good}"),
+                "line 1: clearsigned message: does not start with",
+            ),
+            (
+                good.replace("Hash: SHA256", "Hash SHA256"),
+                "line 2: clearsigned message: armour header",
+            ),
+            (
+                good.replace("Description: Debian 12\n", "-bad\n"),
+                "line 12: clearsigned message: line starting with '-'",
+            ),
             (
                 good[..good.find(BEGIN_SIGNATURE).unwrap()].to_string(),
                 "line 17: clearsigned message: no '-----BEGIN PGP SIGNATURE-----' line",
             ),
-            (good.replace("-----END PGP SIGNATURE-----\n", ""), "no '-----END PGP SIGNATURE-----' line"),
-            (format!("{good}\nOrigin: Evil\n"), "line 24: clearsigned message: text after the signature"),
+            (
+                good.replace("-----END PGP SIGNATURE-----\n", ""),
+                "no '-----END PGP SIGNATURE-----' line",
+            ),
+            (
+                format!("{good}\nOrigin: Evil\n"),
+                "line 24: clearsigned message: text after the signature",
+            ),
             (format!("{good}{good}"), "text after the signature"),
-            ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n".to_string(), "ends inside the armour headers"),
+            (
+                "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n".to_string(),
+                "ends inside the armour headers",
+            ),
         ];
         for (text, message) in cases {
             let err = clearsigned_body(&text).unwrap_err().to_string();
@@ -704,7 +737,10 @@ iQIzBAEBCAAdFiEE
             ),
             ("SHA256:\n a 1\n", "expected 'sha256 size path'"),
             ("Date: yesterday\nSHA256:\n", "line 1: Date: wrong number of parts"),
-            ("Valid-Until: Sat, 31 Feb 2026 10:16:37 UTC\nSHA256:\n", "line 1: Valid-Until: bad day"),
+            (
+                "Valid-Until: Sat, 31 Feb 2026 10:16:37 UTC\nSHA256:\n",
+                "line 1: Valid-Until: bad day",
+            ),
         ];
         for &(text, message) in cases {
             let err = Release::parse(text).unwrap_err().to_string();

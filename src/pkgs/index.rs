@@ -20,7 +20,6 @@
 //!
 //! Knows nothing of the network, signatures or the store: texts come in, paths to cache files are given.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -28,9 +27,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::control::{self, ControlError, Field};
-use super::version::{
-    self, Alternative, ArchQualifier, Relation, RelationError, parse_provides, parse_relations,
-};
+use super::version::{self, Alternative, ArchQualifier, Relation, RelationError, parse_provides, parse_relations};
 
 /// A package of one [`Index`]: its position in the index's sorted records. [`Index::package`] panics on an
 /// id that is not from its index; [`Index::try_package`] does not.
@@ -110,10 +107,7 @@ impl fmt::Display for DepField {
 #[derive(Debug, Error)]
 pub enum IndexError {
     #[error("{source_name}: {error}")]
-    Syntax {
-        source_name: String,
-        error: ControlError,
-    },
+    Syntax { source_name: String, error: ControlError },
     #[error("{source_name}:{line}: package {package}: {reason}")]
     Package {
         source_name: String,
@@ -157,8 +151,9 @@ fn required_by_text(required_by: &[String]) -> String {
 impl ResolveError {
     fn set_required_by(&mut self, chain: Vec<String>) {
         match self {
-            ResolveError::BadRelation { required_by, .. }
-            | ResolveError::Unsatisfiable { required_by, .. } => *required_by = chain,
+            ResolveError::BadRelation { required_by, .. } | ResolveError::Unsatisfiable { required_by, .. } => {
+                *required_by = chain
+            }
         }
     }
 }
@@ -194,64 +189,70 @@ struct Str {
     len: u32,
 }
 
+// The cache file: a header, then the source names (Strs), the package records, the provides records, then
+// the string table. All integers are little-endian. In memory the index keeps exactly these tables and this
+// string table, so reading a cache decodes nothing.
+//
+// A package record (RECORD_SIZE bytes) keeps its strings one after another in the string table: the offset of
+// the first, then the length of each of the FIELDS, then the codes, sizes and hash:
+//   0 base u32 | 4 lengths 11 x u32 | 48 priority u8 (0 absent, else 1 + Priority) | 49 Multi-Arch u8 |
+//   50 Essential u8 | 51 five zero bytes | 56 Size u64 | 64 Installed-Size u64 (u64::MAX absent) | 72 SHA256
+// A provides record (PROVIDE_SIZE bytes): name Str, version Str (empty when unversioned), provider u32; the
+// strings point into the provider's own Provides text.
+const MAGIC: &[u8; 8] = b"RIXOSIDX";
+const FORMAT_VERSION: u32 = 1;
+const HEADER_SIZE: usize = 64;
+const STR_SIZE: usize = 8;
+const RECORD_SIZE: usize = 104;
+const CODES: usize = 4 + 4 * FIELDS;
+const PROVIDE_SIZE: usize = 2 * STR_SIZE + 4;
+const FIELDS: usize = 11;
+const F_NAME: usize = 0;
+const F_VERSION: usize = 1;
+const F_ARCH: usize = 2;
+const F_SECTION: usize = 3;
+const F_FILENAME: usize = 4;
+const F_DESCRIPTION: usize = 5;
+const F_DEPENDS: usize = 6;
+const F_PRE_DEPENDS: usize = 7;
+const F_RECOMMENDS: usize = 8;
+const F_PROVIDES: usize = 9;
+const F_SOURCE: usize = 10;
 const NO_INSTALLED_SIZE: u64 = u64::MAX;
 
-/// One package. `priority` is 0 when absent, else 1 + the `Priority` discriminant; empty strings are absent
-/// optional fields.
-#[derive(Debug, Clone)]
-struct Record {
-    name: Str,
-    version: Str,
-    arch: Str,
-    section: Str,
-    filename: Str,
-    description: Str,
-    depends: Str,
-    pre_depends: Str,
-    recommends: Str,
-    provides: Str,
-    source: Str,
-    size: u64,
-    installed_size: u64,
-    sha256: [u8; 32],
-    priority: u8,
-    multi_arch: MultiArch,
-    essential: bool,
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(b)
 }
 
-impl Record {
-    fn strs(&self) -> [Str; 11] {
-        [
-            self.name,
-            self.version,
-            self.arch,
-            self.section,
-            self.filename,
-            self.description,
-            self.depends,
-            self.pre_depends,
-            self.recommends,
-            self.provides,
-            self.source,
-        ]
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn str_at(bytes: &[u8], at: usize) -> Str {
+    Str {
+        off: u32_at(bytes, at),
+        len: u32_at(bytes, at + 4),
     }
 }
 
-/// `provider` provides `name`, at `version` if that is not empty.
-#[derive(Debug, Clone, Copy)]
-struct Provide {
-    name: Str,
-    version: Str,
-    provider: u32,
+fn put_str(out: &mut Vec<u8>, s: Str) {
+    out.extend_from_slice(&s.off.to_le_bytes());
+    out.extend_from_slice(&s.len.to_le_bytes());
 }
 
 /// The packages of one architecture from one or more Packages files. See the module documentation.
 pub struct Index {
     arch: Str,
     sources: Vec<Str>,
+    /// The package records, then the provides records, as in the cache file.
+    tables: Vec<u8>,
+    packages: usize,
+    provides: usize,
     strings: String,
-    packages: Vec<Record>,
-    provides: Vec<Provide>,
 }
 
 impl fmt::Debug for Index {
@@ -259,42 +260,10 @@ impl fmt::Debug for Index {
         f.debug_struct("Index")
             .field("arch", &self.arch())
             .field("sources", &self.sources().collect::<Vec<_>>())
-            .field("packages", &self.packages.len())
-            .field("provides", &self.provides.len())
+            .field("packages", &self.packages)
+            .field("provides", &self.provides)
             .field("string_bytes", &self.strings.len())
             .finish()
-    }
-}
-
-/// The string table being built; strings borrowed from the input texts are stored once.
-struct Strings<'a> {
-    text: String,
-    interned: HashMap<&'a str, Str>,
-}
-
-impl<'a> Strings<'a> {
-    fn push(&mut self, s: &str) -> Option<Str> {
-        if s.is_empty() {
-            return Some(Str::default());
-        }
-        let off = u32::try_from(self.text.len()).ok()?;
-        let len = u32::try_from(s.len()).ok()?;
-        off.checked_add(len)?;
-        self.text.push_str(s);
-        Some(Str { off, len })
-    }
-
-    fn intern(&mut self, s: &'a str) -> Option<Str> {
-        if let Some(&found) = self.interned.get(s) {
-            return Some(found);
-        }
-        let stored = self.push(s)?;
-        self.interned.insert(s, stored);
-        Some(stored)
-    }
-
-    fn get(&self, s: Str) -> &str {
-        &self.text[s.off as usize..(s.off + s.len) as usize]
     }
 }
 
@@ -322,33 +291,57 @@ enum Key {
 
 const KEYS: usize = 17;
 
+/// `name` in lower case as one integer (names longer than 16 bytes are not kept): matching a field name is
+/// then one comparison, not a string comparison per candidate.
+const fn packed(name: &[u8]) -> u128 {
+    let mut value = 0u128;
+    let mut i = 0;
+    while i < name.len() && i < 16 {
+        value |= (name[i].to_ascii_lowercase() as u128) << (8 * i);
+        i += 1;
+    }
+    value
+}
+
 fn key(name: &str) -> Option<Key> {
-    let bytes = name.as_bytes();
-    let mut lower = [0u8; 16];
-    if bytes.len() > lower.len() {
+    if name.len() > 16 {
         return None;
     }
-    for (l, b) in lower.iter_mut().zip(bytes) {
-        *l = b.to_ascii_lowercase();
-    }
-    Some(match &lower[..bytes.len()] {
-        b"package" => Key::Package,
-        b"version" => Key::Version,
-        b"architecture" => Key::Architecture,
-        b"multi-arch" => Key::MultiArch,
-        b"essential" => Key::Essential,
-        b"priority" => Key::Priority,
-        b"section" => Key::Section,
-        b"filename" => Key::Filename,
-        b"size" => Key::Size,
-        b"sha256" => Key::Sha256,
-        b"installed-size" => Key::InstalledSize,
-        b"description" => Key::Description,
-        b"depends" => Key::Depends,
-        b"pre-depends" => Key::PreDepends,
-        b"recommends" => Key::Recommends,
-        b"provides" => Key::Provides,
-        b"source" => Key::Source,
+    const PACKAGE: u128 = packed(b"package");
+    const VERSION: u128 = packed(b"version");
+    const ARCHITECTURE: u128 = packed(b"architecture");
+    const MULTI_ARCH: u128 = packed(b"multi-arch");
+    const ESSENTIAL: u128 = packed(b"essential");
+    const PRIORITY: u128 = packed(b"priority");
+    const SECTION: u128 = packed(b"section");
+    const FILENAME: u128 = packed(b"filename");
+    const SIZE: u128 = packed(b"size");
+    const SHA256: u128 = packed(b"sha256");
+    const INSTALLED_SIZE: u128 = packed(b"installed-size");
+    const DESCRIPTION: u128 = packed(b"description");
+    const DEPENDS: u128 = packed(b"depends");
+    const PRE_DEPENDS: u128 = packed(b"pre-depends");
+    const RECOMMENDS: u128 = packed(b"recommends");
+    const PROVIDES: u128 = packed(b"provides");
+    const SOURCE: u128 = packed(b"source");
+    Some(match packed(name.as_bytes()) {
+        PACKAGE => Key::Package,
+        VERSION => Key::Version,
+        ARCHITECTURE => Key::Architecture,
+        MULTI_ARCH => Key::MultiArch,
+        ESSENTIAL => Key::Essential,
+        PRIORITY => Key::Priority,
+        SECTION => Key::Section,
+        FILENAME => Key::Filename,
+        SIZE => Key::Size,
+        SHA256 => Key::Sha256,
+        INSTALLED_SIZE => Key::InstalledSize,
+        DESCRIPTION => Key::Description,
+        DEPENDS => Key::Depends,
+        PRE_DEPENDS => Key::PreDepends,
+        RECOMMENDS => Key::Recommends,
+        PROVIDES => Key::Provides,
+        SOURCE => Key::Source,
         _ => return None,
     })
 }
@@ -361,19 +354,31 @@ fn decode_sha256(hex: &str) -> Option<[u8; 32]> {
     let nibble = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 32];
     for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(out)
+}
+
+/// A package read from a Packages text, not yet placed.
+struct Pending<'a> {
+    fields: [&'a str; FIELDS],
+    size: u64,
+    installed_size: u64,
+    sha256: [u8; 32],
+    priority: u8,
+    multi_arch: MultiArch,
+    essential: bool,
+    /// (name offset, name length, version offset, version length) within the Provides text.
+    provides: Vec<[u32; 4]>,
 }
 
 /// Builds an [`Index`] from Packages texts, which it borrows until [`IndexBuilder::finish`].
 pub struct IndexBuilder<'a> {
     arch: String,
-    sources: Vec<Str>,
-    strings: Strings<'a>,
-    records: Vec<Record>,
-    /// (name, version, record position when added)
-    provides: Vec<(Str, Str, u32)>,
+    sources: Vec<String>,
+    pending: Vec<Pending<'a>>,
+    /// Bytes the string table will take, kept below 4 GiB.
+    string_bytes: u64,
 }
 
 impl<'a> IndexBuilder<'a> {
@@ -382,12 +387,8 @@ impl<'a> IndexBuilder<'a> {
         IndexBuilder {
             arch: arch.to_string(),
             sources: Vec::new(),
-            strings: Strings {
-                text: String::new(),
-                interned: HashMap::new(),
-            },
-            records: Vec::new(),
-            provides: Vec::new(),
+            pending: Vec::new(),
+            string_bytes: arch.len() as u64,
         }
     }
 
@@ -395,11 +396,8 @@ impl<'a> IndexBuilder<'a> {
     /// (put what identifies its content there, such as its SHA256, to tell whether a cache is current).
     /// When two files hold the same name, version and architecture, the one added first is kept.
     pub fn add(&mut self, source_name: &str, text: &'a str) -> Result<&mut Self, IndexError> {
-        let too_large = || IndexError::TooLarge {
-            source_name: source_name.to_string(),
-        };
-        let source = self.strings.push(source_name).ok_or_else(too_large)?;
-        self.sources.push(source);
+        self.grow(source_name, source_name.len())?;
+        self.sources.push(source_name.to_string());
         for paragraph in control::paragraphs(text) {
             let paragraph = paragraph.map_err(|error| IndexError::Syntax {
                 source_name: source_name.to_string(),
@@ -411,17 +409,30 @@ impl<'a> IndexBuilder<'a> {
                     fields[key as usize] = Some(*field);
                 }
             }
-            self.add_package(source_name, paragraph.line, &fields)?;
+            let pending = Self::package(source_name, paragraph.line, &fields)?;
+            self.grow(source_name, pending.fields.iter().map(|f| f.len()).sum())?;
+            if self.pending.len() >= u32::MAX as usize {
+                return Err(IndexError::TooLarge {
+                    source_name: source_name.to_string(),
+                });
+            }
+            self.pending.push(pending);
         }
         Ok(self)
     }
 
-    fn add_package(
-        &mut self,
-        source_name: &str,
-        line: usize,
-        fields: &[Option<Field<'a>>; KEYS],
-    ) -> Result<(), IndexError> {
+    fn grow(&mut self, source_name: &str, bytes: usize) -> Result<(), IndexError> {
+        self.string_bytes += bytes as u64;
+        if self.string_bytes > u64::from(u32::MAX) {
+            return Err(IndexError::TooLarge {
+                source_name: source_name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks and keeps the fields of one paragraph.
+    fn package(source_name: &str, line: usize, fields: &[Option<Field<'a>>; KEYS]) -> Result<Pending<'a>, IndexError> {
         let get = |key: Key| fields[key as usize].map(|f| f.value);
         let package = get(Key::Package).unwrap_or("(no Package field)");
         let fail = |reason: String| IndexError::Package {
@@ -451,10 +462,14 @@ impl<'a> IndexBuilder<'a> {
                 .transpose()
         };
         let size = number(Key::Size, "Size")?.ok_or_else(|| fail("no Size field".to_string()))?;
-        let installed_size = number(Key::InstalledSize, "Installed-Size")?.unwrap_or(NO_INSTALLED_SIZE);
+        let installed_size = match number(Key::InstalledSize, "Installed-Size")? {
+            Some(NO_INSTALLED_SIZE) => return Err(fail("Installed-Size is too big".to_string())),
+            Some(n) => n,
+            None => NO_INSTALLED_SIZE,
+        };
         let sha256_text = required(Key::Sha256, "SHA256")?;
-        let sha256 = decode_sha256(sha256_text)
-            .ok_or_else(|| fail(format!("SHA256 {sha256_text:?} is not 64 hex digits")))?;
+        let sha256 =
+            decode_sha256(sha256_text).ok_or_else(|| fail(format!("SHA256 {sha256_text:?} is not 64 hex digits")))?;
         let multi_arch = match get(Key::MultiArch) {
             None | Some("no") => MultiArch::No,
             Some("same") => MultiArch::Same,
@@ -478,105 +493,138 @@ impl<'a> IndexBuilder<'a> {
             }
         }
         let provides_text = get(Key::Provides).unwrap_or("");
-        let provided = parse_provides(provides_text).map_err(|e| fail(format!("Provides: {e}")))?;
+        let offset = |part: &str| (part.as_ptr() as usize - provides_text.as_ptr() as usize) as u32;
+        let provides = parse_provides(provides_text)
+            .map_err(|e| fail(format!("Provides: {e}")))?
+            .iter()
+            .map(|p| {
+                let version = p.constraint.map_or("", |c| c.version);
+                let version_at = if version.is_empty() { 0 } else { offset(version) };
+                [offset(p.name), p.name.len() as u32, version_at, version.len() as u32]
+            })
+            .collect();
         let source = get(Key::Source).unwrap_or("");
         if !source.is_empty() && !valid_source_field(source) {
             return Err(fail(format!("Source {source:?} is not 'name' or 'name (version)'")));
         }
         let description = fields[Key::Description as usize].map_or("", |f| f.first_line());
-
-        let too_large = || IndexError::TooLarge {
-            source_name: source_name.to_string(),
-        };
-        let position = u32::try_from(self.records.len()).map_err(|_| too_large())?;
-        let strings = &mut self.strings;
-        let mut intern = |s: &'a str| strings.intern(s).ok_or_else(too_large);
-        let record = Record {
-            name: intern(name)?,
-            version: intern(version)?,
-            arch: intern(arch)?,
-            section: intern(get(Key::Section).unwrap_or(""))?,
-            filename: intern(filename)?,
-            description: intern(description)?,
-            depends: intern(get(Key::Depends).unwrap_or(""))?,
-            pre_depends: intern(get(Key::PreDepends).unwrap_or(""))?,
-            recommends: intern(get(Key::Recommends).unwrap_or(""))?,
-            provides: intern(provides_text)?,
-            source: intern(source)?,
+        let mut kept = [""; FIELDS];
+        kept[F_NAME] = name;
+        kept[F_VERSION] = version;
+        kept[F_ARCH] = arch;
+        kept[F_SECTION] = get(Key::Section).unwrap_or("");
+        kept[F_FILENAME] = filename;
+        kept[F_DESCRIPTION] = description;
+        kept[F_DEPENDS] = get(Key::Depends).unwrap_or("");
+        kept[F_PRE_DEPENDS] = get(Key::PreDepends).unwrap_or("");
+        kept[F_RECOMMENDS] = get(Key::Recommends).unwrap_or("");
+        kept[F_PROVIDES] = provides_text;
+        kept[F_SOURCE] = source;
+        Ok(Pending {
+            fields: kept,
             size,
             installed_size,
             sha256,
             priority,
             multi_arch,
             essential,
-        };
-        for alternative in provided {
-            let version = alternative.constraint.map_or("", |c| c.version);
-            let entry = (intern(alternative.name)?, intern(version)?, position);
-            self.provides.push(entry);
-        }
-        self.records.push(record);
-        Ok(())
+            provides,
+        })
     }
 
     /// Sorts the packages (name, newest version first), drops repeated (name, version, architecture)
-    /// triples, and builds the Provides table.
+    /// triples, and lays out the tables.
     pub fn finish(self) -> Index {
         let IndexBuilder {
             arch,
             sources,
-            mut strings,
-            records,
-            provides,
+            pending,
+            string_bytes,
         } = self;
-        let mut order: Vec<u32> = (0..records.len() as u32).collect();
-        let key_of = |r: &Record| (strings.get(r.name), strings.get(r.version), strings.get(r.arch));
-        order.sort_by(|&a, &b| {
-            let (ra, rb) = (&records[a as usize], &records[b as usize]);
-            let (na, va, aa) = key_of(ra);
-            let (nb, vb, ab) = key_of(rb);
-            na.cmp(nb)
-                .then_with(|| version::compare(vb, va))
-                .then_with(|| vb.cmp(va))
-                .then_with(|| aa.cmp(ab))
-                .then(a.cmp(&b))
-        });
-        let mut new_id = vec![u32::MAX; records.len()];
-        let mut packages: Vec<Record> = Vec::with_capacity(records.len());
-        for &position in &order {
-            let record = &records[position as usize];
-            if let Some(last) = packages.last()
-                && key_of(last) == key_of(record)
-            {
-                continue;
-            }
-            new_id[position as usize] = packages.len() as u32;
-            packages.push(record.clone());
-        }
-        let mut provides: Vec<Provide> = provides
-            .into_iter()
-            .filter(|&(_, _, position)| new_id[position as usize] != u32::MAX)
-            .map(|(name, version, position)| Provide {
-                name,
-                version,
-                provider: new_id[position as usize],
-            })
+        // Sorting by the names' first 16 bytes (big-endian, so integer order is byte order) first keeps most
+        // comparisons out of the scattered texts.
+        let prefix = |name: &str| {
+            let mut bytes = [0u8; 16];
+            let n = name.len().min(16);
+            bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+            u128::from_be_bytes(bytes)
+        };
+        let mut order: Vec<(u128, u32)> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (prefix(p.fields[F_NAME]), i as u32))
             .collect();
-        provides.sort_by(|a, b| {
-            strings
-                .get(a.name)
-                .cmp(strings.get(b.name))
-                .then(a.provider.cmp(&b.provider))
+        order.sort_unstable_by(|&(prefix_a, a), &(prefix_b, b)| {
+            prefix_a.cmp(&prefix_b).then_with(|| {
+                let (fa, fb) = (&pending[a as usize].fields, &pending[b as usize].fields);
+                fa[F_NAME]
+                    .cmp(fb[F_NAME])
+                    .then_with(|| version::compare(fb[F_VERSION], fa[F_VERSION]))
+                    .then_with(|| fb[F_VERSION].cmp(fa[F_VERSION]))
+                    .then_with(|| fa[F_ARCH].cmp(fb[F_ARCH]))
+                    .then(a.cmp(&b))
+            })
         });
-        // The architecture is short; if the table is full, `push` fails and the index is only ever
-        // consulted through `arch()`, which then gives "" and matches only `all` packages.
-        let arch = strings.push(&arch).unwrap_or_default();
+        let same = |a: &Pending, b: &Pending| a.fields[..=F_ARCH] == b.fields[..=F_ARCH];
+        order.dedup_by(|later, earlier| same(&pending[later.1 as usize], &pending[earlier.1 as usize]));
+
+        // Every length and the total were checked when the packages were added.
+        let mut strings = String::with_capacity(string_bytes as usize);
+        let mut push = |s: &str| {
+            let off = strings.len() as u32;
+            strings.push_str(s);
+            Str {
+                off,
+                len: s.len() as u32,
+            }
+        };
+        let arch = push(&arch);
+        let sources: Vec<Str> = sources.iter().map(|s| push(s)).collect();
+        let mut tables = Vec::with_capacity(order.len() * RECORD_SIZE);
+        // (provided name, record) for sorting.
+        let mut provides: Vec<(&str, Str, Str, u32)> = Vec::new();
+        for (id, &(_, position)) in order.iter().enumerate() {
+            let p = &pending[position as usize];
+            let base = strings.len() as u32;
+            tables.extend_from_slice(&base.to_le_bytes());
+            for field in p.fields {
+                strings.push_str(field);
+                tables.extend_from_slice(&(field.len() as u32).to_le_bytes());
+            }
+            tables.extend_from_slice(&[p.priority, p.multi_arch as u8, u8::from(p.essential), 0, 0, 0, 0, 0]);
+            tables.extend_from_slice(&p.size.to_le_bytes());
+            tables.extend_from_slice(&p.installed_size.to_le_bytes());
+            tables.extend_from_slice(&p.sha256);
+            let provides_at = base + p.fields[..F_PROVIDES].iter().map(|f| f.len() as u32).sum::<u32>();
+            for &[name_at, name_len, version_at, version_len] in &p.provides {
+                let name = &p.fields[F_PROVIDES][name_at as usize..(name_at + name_len) as usize];
+                let version = match version_len {
+                    0 => Str::default(),
+                    len => Str {
+                        off: provides_at + version_at,
+                        len,
+                    },
+                };
+                let name_str = Str {
+                    off: provides_at + name_at,
+                    len: name_len,
+                };
+                provides.push((name, name_str, version, id as u32));
+            }
+        }
+        provides.sort_unstable_by(|a, b| a.0.cmp(b.0).then(a.3.cmp(&b.3)));
+        for &(_, name, version, provider) in &provides {
+            put_str(&mut tables, name);
+            put_str(&mut tables, version);
+            tables.extend_from_slice(&provider.to_le_bytes());
+        }
         Index {
             arch,
             sources,
-            strings: strings.text,
-            packages,
-            provides,
+            tables,
+            packages: order.len(),
+            provides: provides.len(),
+            strings,
         }
     }
 }
@@ -600,7 +648,7 @@ fn valid_source_field(source: &str) -> bool {
 pub struct Package<'a> {
     index: &'a Index,
     id: PackageId,
-    record: &'a Record,
+    record: &'a [u8],
 }
 
 impl fmt::Debug for Package<'_> {
@@ -617,77 +665,82 @@ impl fmt::Display for Package<'_> {
 }
 
 impl<'a> Package<'a> {
-    fn str(&self, s: Str) -> &'a str {
-        self.index.str(s)
+    fn field(&self, field: usize) -> &'a str {
+        let index: &'a Index = self.index;
+        index.record_field(self.record, field)
     }
 
-    fn optional(&self, s: Str) -> Option<&'a str> {
-        (s.len > 0).then(|| self.str(s))
+    fn optional(&self, field: usize) -> Option<&'a str> {
+        Some(self.field(field)).filter(|s| !s.is_empty())
     }
 
     pub fn id(&self) -> PackageId {
         self.id
     }
     pub fn name(&self) -> &'a str {
-        self.str(self.record.name)
+        self.field(F_NAME)
     }
     pub fn version(&self) -> &'a str {
-        self.str(self.record.version)
+        self.field(F_VERSION)
     }
     pub fn architecture(&self) -> &'a str {
-        self.str(self.record.arch)
+        self.field(F_ARCH)
     }
     pub fn multi_arch(&self) -> MultiArch {
-        self.record.multi_arch
+        MultiArch::ALL[usize::from(self.record[CODES + 1])]
     }
     pub fn essential(&self) -> bool {
-        self.record.essential
+        self.record[CODES + 2] == 1
     }
     pub fn priority(&self) -> Option<Priority> {
-        Priority::ALL.get(usize::from(self.record.priority).checked_sub(1)?).copied()
+        Priority::ALL
+            .get(usize::from(self.record[CODES]).checked_sub(1)?)
+            .copied()
     }
     pub fn section(&self) -> Option<&'a str> {
-        self.optional(self.record.section)
+        self.optional(F_SECTION)
     }
     /// The .deb's path relative to the mirror's root (`pool/main/b/bash/bash_5.2.15-2+b7_amd64.deb`).
     pub fn filename(&self) -> &'a str {
-        self.str(self.record.filename)
+        self.field(F_FILENAME)
     }
     /// The .deb's size in bytes.
     pub fn size(&self) -> u64 {
-        self.record.size
-    }
-    /// The .deb's SHA256.
-    pub fn sha256(&self) -> &'a [u8; 32] {
-        &self.record.sha256
-    }
-    pub fn sha256_hex(&self) -> String {
-        self.record.sha256.iter().map(|b| format!("{b:02x}")).collect()
+        u64_at(self.record, CODES + 8)
     }
     /// In KiB, as the field gives it.
     pub fn installed_size(&self) -> Option<u64> {
-        (self.record.installed_size != NO_INSTALLED_SIZE).then_some(self.record.installed_size)
+        Some(u64_at(self.record, CODES + 16)).filter(|&n| n != NO_INSTALLED_SIZE)
+    }
+    /// The .deb's SHA256.
+    pub fn sha256(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&self.record[CODES + 24..]);
+        out
+    }
+    pub fn sha256_hex(&self) -> String {
+        self.record[CODES + 24..].iter().map(|b| format!("{b:02x}")).collect()
     }
     /// The Description's first line (the synopsis).
     pub fn description(&self) -> &'a str {
-        self.str(self.record.description)
+        self.field(F_DESCRIPTION)
     }
     /// The raw Depends field, "" if absent; likewise the other relation fields.
     pub fn depends(&self) -> &'a str {
-        self.str(self.record.depends)
+        self.field(F_DEPENDS)
     }
     pub fn pre_depends(&self) -> &'a str {
-        self.str(self.record.pre_depends)
+        self.field(F_PRE_DEPENDS)
     }
     pub fn recommends(&self) -> &'a str {
-        self.str(self.record.recommends)
+        self.field(F_RECOMMENDS)
     }
     pub fn provides(&self) -> &'a str {
-        self.str(self.record.provides)
+        self.field(F_PROVIDES)
     }
     /// The raw Source field: absent when the source package has the binary's name and version.
     pub fn source(&self) -> Option<&'a str> {
-        self.optional(self.record.source)
+        self.optional(F_SOURCE)
     }
     pub fn source_name(&self) -> &'a str {
         match self.source() {
@@ -703,6 +756,10 @@ impl<'a> Package<'a> {
     }
 }
 
+impl MultiArch {
+    const ALL: [MultiArch; 4] = [MultiArch::No, MultiArch::Same, MultiArch::Foreign, MultiArch::Allowed];
+}
+
 impl Index {
     /// The index of one Packages file.
     pub fn parse(arch: &str, source_name: &str, text: &str) -> Result<Index, IndexError> {
@@ -716,6 +773,36 @@ impl Index {
         &self.strings[s.off as usize..(s.off + s.len) as usize]
     }
 
+    fn record(&self, i: usize) -> &[u8] {
+        &self.tables[i * RECORD_SIZE..(i + 1) * RECORD_SIZE]
+    }
+
+    /// Field `field` of a record (from this index).
+    fn record_field<'s>(&'s self, record: &[u8], field: usize) -> &'s str {
+        let mut start = u32_at(record, 0) as usize;
+        for i in 0..field {
+            start += u32_at(record, 4 + 4 * i) as usize;
+        }
+        let len = u32_at(record, 4 + 4 * field) as usize;
+        &self.strings[start..start + len]
+    }
+
+    fn name_of(&self, i: usize) -> &str {
+        let record = self.record(i);
+        let start = u32_at(record, 0) as usize;
+        &self.strings[start..start + u32_at(record, 4) as usize]
+    }
+
+    /// (name, version, provider) of provides record `i`.
+    fn provide(&self, i: usize) -> (Str, Str, u32) {
+        let at = self.packages * RECORD_SIZE + i * PROVIDE_SIZE;
+        (
+            str_at(&self.tables, at),
+            str_at(&self.tables, at + STR_SIZE),
+            u32_at(&self.tables, at + 2 * STR_SIZE),
+        )
+    }
+
     /// The Debian architecture the index is for (packages of it and of `all` satisfy dependencies).
     pub fn arch(&self) -> &str {
         self.str(self.arch)
@@ -727,16 +814,16 @@ impl Index {
     }
 
     pub fn len(&self) -> usize {
-        self.packages.len()
+        self.packages
     }
 
     pub fn is_empty(&self) -> bool {
-        self.packages.is_empty()
+        self.packages == 0
     }
 
     /// All packages, sorted by name, newest version first.
     pub fn ids(&self) -> impl Iterator<Item = PackageId> + use<> {
-        (0..self.packages.len() as u32).map(PackageId)
+        (0..self.packages as u32).map(PackageId)
     }
 
     /// The package `id`, which must come from this index (an id from another one may panic).
@@ -744,44 +831,42 @@ impl Index {
         Package {
             index: self,
             id,
-            record: &self.packages[id.index()],
+            record: self.record(id.index()),
         }
     }
 
     /// The package `id`, or None if `id` is not from this index.
     pub fn try_package(&self, id: PackageId) -> Option<Package<'_>> {
-        let record = self.packages.get(id.index())?;
-        Some(Package {
-            index: self,
-            id,
-            record,
-        })
+        (id.index() < self.packages).then(|| self.package(id))
     }
 
     /// The name of package `id` (which must come from this index).
     pub fn name(&self, id: PackageId) -> &str {
-        self.str(self.packages[id.index()].name)
+        self.name_of(id.index())
     }
 
     /// Each package name once, in order, with its newest package.
     pub fn names(&self) -> impl Iterator<Item = (&str, PackageId)> + '_ {
-        self.packages
-            .iter()
-            .enumerate()
-            .filter(|&(i, r)| i == 0 || self.str(self.packages[i - 1].name) != self.str(r.name))
-            .map(|(i, r)| (self.str(r.name), PackageId(i as u32)))
+        (0..self.packages)
+            .filter(|&i| i == 0 || self.name_of(i - 1) != self.name_of(i))
+            .map(|i| (self.name_of(i), PackageId(i as u32)))
     }
 
     /// The packages named `name`, newest first (of every architecture the index holds).
     pub fn versions(&self, name: &str) -> impl Iterator<Item = PackageId> + use<> {
-        let start = self
-            .packages
-            .partition_point(|r| self.str(r.name) < name);
-        let count = self.packages[start..]
-            .iter()
-            .take_while(|r| self.str(r.name) == name)
-            .count();
-        (start as u32..(start + count) as u32).map(PackageId)
+        let (mut low, mut high) = (0, self.packages);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.name_of(mid) < name {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        let end = (low..self.packages)
+            .find(|&i| self.name_of(i) != name)
+            .unwrap_or(self.packages);
+        (low as u32..end as u32).map(PackageId)
     }
 
     /// The newest package named `name`.
@@ -791,27 +876,32 @@ impl Index {
 
     /// The package named `name` at exactly `version` (as written).
     pub fn get(&self, name: &str, version: &str) -> Option<PackageId> {
-        self.versions(name)
-            .find(|&id| self.package(id).version() == version)
+        self.versions(name).find(|&id| self.package(id).version() == version)
     }
 
     /// The packages that provide `name`, with the version they provide if they give one, by provider id.
     pub fn providers<'s>(&'s self, name: &'s str) -> impl Iterator<Item = (PackageId, Option<&'s str>)> + 's {
-        let start = self
-            .provides
-            .partition_point(|p| self.str(p.name) < name);
-        self.provides[start..]
-            .iter()
-            .take_while(move |p| self.str(p.name) == name)
-            .map(|p| {
-                let version = (p.version.len > 0).then(|| self.str(p.version));
-                (PackageId(p.provider), version)
+        let (mut low, mut high) = (0, self.provides);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.str(self.provide(mid).0) < name {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        (low..self.provides)
+            .map(|i| self.provide(i))
+            .take_while(move |&(provided, _, _)| self.str(provided) == name)
+            .map(|(_, version, provider)| {
+                let version = (version.len > 0).then(|| self.str(version));
+                (PackageId(provider), version)
             })
     }
 
     /// Whether a package of architecture `arch` can satisfy this index's dependencies.
-    fn installable(&self, record: &Record) -> bool {
-        let arch = self.str(record.arch);
+    fn installable(&self, package: Package) -> bool {
+        let arch = package.architecture();
         arch == "all" || arch == self.arch()
     }
 
@@ -882,10 +972,10 @@ impl Index {
         }
     }
 
-    /// Whether `record` can satisfy `alternative` by its architecture and Multi-Arch.
-    fn fits(&self, alternative: &Alternative, record: &Record) -> bool {
-        self.installable(record)
-            && (alternative.arch != ArchQualifier::Any || record.multi_arch == MultiArch::Allowed)
+    /// Whether `package` can satisfy `alternative` by its architecture and Multi-Arch.
+    fn fits(&self, alternative: &Alternative, package: Package) -> bool {
+        self.installable(package)
+            && (alternative.arch != ArchQualifier::Any || package.multi_arch() == MultiArch::Allowed)
     }
 
     fn choose(&self, alternative: &Alternative) -> Option<PackageId> {
@@ -893,11 +983,8 @@ impl Index {
             return None;
         }
         let real = self.versions(alternative.name).find(|&id| {
-            let record = &self.packages[id.index()];
-            self.fits(alternative, record)
-                && alternative
-                    .constraint
-                    .is_none_or(|c| c.satisfied_by(self.str(record.version)))
+            let package = self.package(id);
+            self.fits(alternative, package) && alternative.constraint.is_none_or(|c| c.satisfied_by(package.version()))
         });
         if real.is_some() {
             return real;
@@ -908,7 +995,7 @@ impl Index {
         };
         self.providers(alternative.name)
             .filter(|&(id, provided)| {
-                self.fits(alternative, &self.packages[id.index()])
+                self.fits(alternative, self.package(id))
                     && match (alternative.constraint, provided) {
                         (None, _) => true,
                         (Some(c), Some(v)) => c.satisfied_by(v),
@@ -928,19 +1015,23 @@ impl Index {
         {
             return format!("{alternative} is for architecture {arch}, not {}", self.arch());
         }
-        let wanted = alternative
-            .constraint
-            .map(|c| format!(" {c}"))
-            .unwrap_or_default();
+        let wanted = alternative.constraint.map(|c| format!(" {c}")).unwrap_or_default();
         let mut why = Vec::new();
         let versions: Vec<Package> = self.versions(name).map(|id| self.package(id)).collect();
-        let fitting: Vec<&Package> = versions.iter().filter(|p| self.fits(alternative, p.record)).collect();
+        let fitting: Vec<&Package> = versions.iter().filter(|p| self.fits(alternative, **p)).collect();
         if versions.is_empty() {
             why.push(format!("no package {name}"));
         } else if fitting.is_empty() {
             let found: Vec<String> = versions
                 .iter()
-                .map(|p| format!("{} ({}, Multi-Arch: {:?})", p.version(), p.architecture(), p.multi_arch()))
+                .map(|p| {
+                    format!(
+                        "{} ({}, Multi-Arch: {:?})",
+                        p.version(),
+                        p.architecture(),
+                        p.multi_arch()
+                    )
+                })
                 .collect();
             let need = if alternative.arch == ArchQualifier::Any {
                 format!("{} or all, Multi-Arch: allowed for :any", self.arch())
@@ -976,12 +1067,16 @@ impl Index {
         const UNSEEN: u8 = 0;
         const ACTIVE: u8 = 1;
         const DONE: u8 = 2;
-        let mut state = vec![UNSEEN; self.packages.len()];
+        let mut state = vec![UNSEEN; self.packages];
         let mut order = Vec::new();
         // (package, its chosen dependencies, next one to visit)
         let mut stack: Vec<(PackageId, Vec<PackageId>, usize)> = Vec::new();
         let chain = |stack: &[(PackageId, Vec<PackageId>, usize)]| -> Vec<String> {
-            stack.iter().rev().map(|(id, _, _)| self.package(*id).to_string()).collect()
+            stack
+                .iter()
+                .rev()
+                .map(|(id, _, _)| self.package(*id).to_string())
+                .collect()
         };
         let visit = |id: PackageId, stack: &[(PackageId, Vec<PackageId>, usize)]| {
             let mut deps: Vec<PackageId> = self
@@ -1023,23 +1118,13 @@ impl Index {
     }
 }
 
-// The cache file: a header, then the source names, package records and provides records, then the string
-// table. All integers little-endian; strings are (u32 offset, u32 length) into the table.
-const MAGIC: &[u8; 8] = b"RIXOSIDX";
-const FORMAT_VERSION: u32 = 1;
-const HEADER_SIZE: usize = 64;
-const STR_SIZE: usize = 8;
-const RECORD_SIZE: usize = 11 * STR_SIZE + 8 + 8 + 32 + 4;
-const PROVIDE_SIZE: usize = 2 * STR_SIZE + 4;
-
-/// Header layout: magic, format version, record size, source count, package count, provides count,
-/// string table length, architecture (a Str), total file length (u64), checksum (u64), 8 reserved bytes.
 /// The header's counts, checked against each other and the file's length.
 struct Header {
     sources: usize,
     packages: usize,
     provides: usize,
     strings: usize,
+    /// Bytes of the sources, package and provides tables.
     tables_len: usize,
     arch: Str,
     checksum: u64,
@@ -1061,7 +1146,7 @@ fn checksum(parts: &[&[u8]]) -> u64 {
         let mut chunks = part.chunks_exact(32);
         for chunk in &mut chunks {
             for (i, lane) in lanes.iter_mut().enumerate() {
-                let word = u64::from_le_bytes(chunk[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+                let word = u64_at(chunk, i * 8);
                 *lane = (*lane ^ word).wrapping_mul(K[i]).rotate_left(29);
             }
         }
@@ -1075,89 +1160,40 @@ fn checksum(parts: &[&[u8]]) -> u64 {
         .fold(total, |h, &lane| (h ^ lane).wrapping_mul(K[0]).rotate_left(31))
 }
 
-fn put_str(out: &mut Vec<u8>, s: Str) {
-    out.extend_from_slice(&s.off.to_le_bytes());
-    out.extend_from_slice(&s.len.to_le_bytes());
-}
-
-/// Little-endian reads from a slice whose length the caller has checked.
-struct Reader<'b> {
-    bytes: &'b [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        let mut out = [0u8; N];
-        if let Some(src) = self.bytes.get(self.pos..self.pos + N) {
-            out.copy_from_slice(src);
-        }
-        self.pos += N;
-        out
-    }
-    fn u8(&mut self) -> u8 {
-        self.take::<1>()[0]
-    }
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.take())
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.take())
-    }
-    fn str(&mut self) -> Str {
-        Str {
-            off: self.u32(),
-            len: self.u32(),
-        }
-    }
-}
-
 impl Index {
-    /// The cache file's bytes: header, tables, string table.
-    fn cache_bytes(&self) -> Vec<u8> {
-        let mut tables = Vec::with_capacity(
-            self.sources.len() * STR_SIZE + self.packages.len() * RECORD_SIZE + self.provides.len() * PROVIDE_SIZE,
-        );
+    /// The cache file's header and tables (the string table follows them).
+    fn cache_head(&self) -> Vec<u8> {
+        let mut sources = Vec::with_capacity(self.sources.len() * STR_SIZE);
         for &s in &self.sources {
-            put_str(&mut tables, s);
-        }
-        for r in &self.packages {
-            for s in r.strs() {
-                put_str(&mut tables, s);
-            }
-            tables.extend_from_slice(&r.size.to_le_bytes());
-            tables.extend_from_slice(&r.installed_size.to_le_bytes());
-            tables.extend_from_slice(&r.sha256);
-            tables.push(r.priority);
-            tables.push(r.multi_arch as u8);
-            tables.push(u8::from(r.essential));
-            tables.push(0);
-        }
-        for p in &self.provides {
-            put_str(&mut tables, p.name);
-            put_str(&mut tables, p.version);
-            tables.extend_from_slice(&p.provider.to_le_bytes());
+            put_str(&mut sources, s);
         }
         let strings = self.strings.as_bytes();
-        let total = (HEADER_SIZE + tables.len() + strings.len()) as u64;
-        let mut out = Vec::with_capacity(total as usize);
+        let total = (HEADER_SIZE + sources.len() + self.tables.len() + strings.len()) as u64;
+        let mut out = Vec::with_capacity(HEADER_SIZE + sources.len() + self.tables.len());
         out.extend_from_slice(MAGIC);
         for n in [
             FORMAT_VERSION,
             RECORD_SIZE as u32,
             self.sources.len() as u32,
-            self.packages.len() as u32,
-            self.provides.len() as u32,
+            self.packages as u32,
+            self.provides as u32,
             strings.len() as u32,
         ] {
             out.extend_from_slice(&n.to_le_bytes());
         }
         put_str(&mut out, self.arch);
         out.extend_from_slice(&total.to_le_bytes());
-        out.extend_from_slice(&checksum(&[&tables, strings]).to_le_bytes());
+        out.extend_from_slice(&checksum(&[&sources, &self.tables, strings]).to_le_bytes());
         out.resize(HEADER_SIZE, 0);
-        out.extend_from_slice(&tables);
-        out.extend_from_slice(strings);
+        out.extend_from_slice(&sources);
+        out.extend_from_slice(&self.tables);
+        out
+    }
+
+    /// The whole cache file.
+    pub fn to_cache_bytes(&self) -> Vec<u8> {
+        let mut out = self.cache_head();
+        out.extend_from_slice(self.strings.as_bytes());
         out
     }
 
@@ -1177,13 +1213,15 @@ impl Index {
             .prefix(".rixos-index-")
             .tempfile_in(dir)
             .map_err(io)?;
-        file.write_all(&self.cache_bytes()).map_err(io)?;
+        file.write_all(&self.cache_head()).map_err(io)?;
+        file.write_all(self.strings.as_bytes()).map_err(io)?;
         file.as_file().sync_all().map_err(io)?;
         file.persist(path).map_err(|e| io(e.error))?;
         Ok(())
     }
 
-    /// Reads a cache that [`Index::write_cache`] wrote, validating all of it.
+    /// Reads a cache that [`Index::write_cache`] wrote, validating all of it. This is the fast way: the
+    /// tables and the string table are read straight into the buffers the index keeps.
     pub fn read_cache(path: &Path) -> Result<Index, CacheError> {
         let io = |source| CacheError::Io {
             action: "reading",
@@ -1199,19 +1237,24 @@ impl Index {
         let mut head = vec![0u8; (file_len as usize).min(HEADER_SIZE)];
         file.read_exact(&mut head).map_err(io)?;
         let header = Index::check_header(&head, file_len).map_err(invalid)?;
-        // Two reads, so that the string table is its own buffer and becomes the index's String uncopied.
-        let mut tables = vec![0u8; header.tables_len];
-        let mut strings = vec![0u8; header.strings];
-        file.read_exact(&mut tables).map_err(io)?;
-        file.read_exact(&mut strings).map_err(io)?;
-        Index::decode(&header, &tables, strings).map_err(invalid)
+        let mut read = |len: usize| -> Result<Vec<u8>, CacheError> {
+            // Fresh zeroed memory costs nothing more than uninitialised memory: it comes zeroed from the OS.
+            let mut buffer = vec![0u8; len];
+            file.read_exact(&mut buffer).map_err(io)?;
+            Ok(buffer)
+        };
+        let sources = read(header.sources * STR_SIZE)?;
+        let tables = read(header.tables_len - sources.len())?;
+        let strings = read(header.strings)?;
+        Index::decode(&header, &sources, tables, strings).map_err(invalid)
     }
 
-    /// Reads a cache from its bytes (as [`Index::read_cache`] does from a file).
+    /// Reads a cache from its bytes (which it copies; [`Index::read_cache`] does not need to).
     pub fn from_cache_bytes(bytes: &[u8]) -> Result<Index, CacheFormatError> {
         let header = Index::check_header(&bytes[..bytes.len().min(HEADER_SIZE)], bytes.len() as u64)?;
-        let (tables, strings) = bytes[HEADER_SIZE..].split_at(header.tables_len);
-        Index::decode(&header, tables, strings.to_vec())
+        let (sources, rest) = bytes[HEADER_SIZE..].split_at(header.sources * STR_SIZE);
+        let (tables, strings) = rest.split_at(header.tables_len - sources.len());
+        Index::decode(&header, sources, tables.to_vec(), strings.to_vec())
     }
 
     /// Checks the header (`head`: the file's first bytes, at most [`HEADER_SIZE`]) against the file's length.
@@ -1227,32 +1270,27 @@ impl Index {
         if &head[..8] != MAGIC {
             return Err(CacheFormatError::NotACache);
         }
-        let mut r = Reader { bytes: head, pos: 8 };
-        let version = r.u32();
+        let version = u32_at(head, 8);
         if version != FORMAT_VERSION {
             return Err(CacheFormatError::FormatVersion {
                 found: version,
                 expected: FORMAT_VERSION,
             });
         }
-        let record_size = r.u32();
+        let record_size = u32_at(head, 12);
         if record_size as usize != RECORD_SIZE {
             return corrupt(format!("record size {record_size}, expected {RECORD_SIZE}"));
         }
-        let (sources, packages, provides, strings) =
-            (r.u32() as usize, r.u32() as usize, r.u32() as usize, r.u32() as usize);
-        let arch = r.str();
-        let total = r.u64();
-        let checksum = r.u64();
-        let tables_len = sources
-            .checked_mul(STR_SIZE)
-            .zip(packages.checked_mul(RECORD_SIZE))
-            .zip(provides.checked_mul(PROVIDE_SIZE))
-            .and_then(|((a, b), c)| a.checked_add(b)?.checked_add(c));
-        let expected = tables_len.and_then(|t| t.checked_add(HEADER_SIZE)?.checked_add(strings));
-        let Some(tables_len) = tables_len.filter(|_| expected.map(|e| e as u64) == Some(total)) else {
+        let count = |at: usize| u32_at(head, at) as usize;
+        let (sources, packages, provides, strings) = (count(16), count(20), count(24), count(28));
+        let arch = str_at(head, 32);
+        let total = u64_at(head, 40);
+        let checksum = u64_at(head, 48);
+        // At most 2^32 of each of 8-, 104- and 20-byte entries: no overflow in 64 bits.
+        let tables_len = sources * STR_SIZE + packages * RECORD_SIZE + provides * PROVIDE_SIZE;
+        if (HEADER_SIZE + tables_len + strings) as u64 != total {
             return corrupt(format!("the header's length {total} does not match its counts"));
-        };
+        }
         if total != file_len {
             return corrupt(format!(
                 "the header says {total} bytes, the file has {file_len} (truncated or appended to)"
@@ -1269,129 +1307,90 @@ impl Index {
         })
     }
 
-    /// Builds the index from the tables and string table, checking every offset, enum and the sort order.
-    fn decode(header: &Header, tables: &[u8], strings: Vec<u8>) -> Result<Index, CacheFormatError> {
-        Index::decode_checked(header, tables, strings).map_err(CacheFormatError::Corrupt)
+    fn decode(header: &Header, sources: &[u8], tables: Vec<u8>, strings: Vec<u8>) -> Result<Index, CacheFormatError> {
+        Index::decode_checked(header, sources, tables, strings).map_err(CacheFormatError::Corrupt)
     }
 
-    fn decode_checked(header: &Header, tables: &[u8], strings: Vec<u8>) -> Result<Index, String> {
-        if checksum(&[tables, &strings]) != header.checksum {
+    /// Builds the index from the tables and string table, checking every offset, code and the sort order.
+    fn decode_checked(header: &Header, sources: &[u8], tables: Vec<u8>, strings: Vec<u8>) -> Result<Index, String> {
+        if checksum(&[sources, &tables, &strings]) != header.checksum {
             return Err("checksum mismatch".to_string());
         }
         let strings = String::from_utf8(strings)
             .map_err(|e| format!("string table is not UTF-8 at byte {}", e.utf8_error().valid_up_to()))?;
+        let outside = |what: &str, i: usize, start: usize, len: usize| {
+            format!(
+                "{what} {i}: string at {start}+{len} is not within the {}-byte string table",
+                strings.len()
+            )
+        };
         let check = |s: Str, what: &str, i: usize| -> Result<Str, String> {
-            let end = s.off as usize + s.len as usize;
-            if end > strings.len() || !strings.is_char_boundary(s.off as usize) || !strings.is_char_boundary(end) {
-                return Err(format!(
-                    "{what} {i}: string at {}+{} is outside the {}-byte string table",
-                    s.off,
-                    s.len,
-                    strings.len()
-                ));
+            let (start, end) = (s.off as usize, s.off as usize + s.len as usize);
+            if end > strings.len() || !strings.is_char_boundary(start) || !strings.is_char_boundary(end) {
+                return Err(outside(what, i, start, s.len as usize));
             }
             Ok(s)
         };
         let arch = check(header.arch, "architecture", 0)?;
-        let mut r = Reader {
-            bytes: tables,
-            pos: 0,
-        };
-        let mut sources = Vec::with_capacity(header.sources);
-        for i in 0..header.sources {
-            sources.push(check(r.str(), "source", i)?);
-        }
-        let mut packages = Vec::with_capacity(header.packages);
-        for i in 0..header.packages {
-            let mut strs = [Str::default(); 11];
-            for s in &mut strs {
-                *s = check(r.str(), "package", i)?;
+        let sources = (0..header.sources)
+            .map(|i| check(str_at(sources, i * STR_SIZE), "source", i))
+            .collect::<Result<Vec<Str>, String>>()?;
+        // Lookups are binary searches: the order must hold.
+        let mut previous_name: &[u8] = &[];
+        for (i, record) in tables[..header.packages * RECORD_SIZE]
+            .chunks_exact(RECORD_SIZE)
+            .enumerate()
+        {
+            let mut at = u32_at(record, 0) as usize;
+            if !strings.is_char_boundary(at) {
+                return Err(outside("package", i, at, 0));
             }
-            let [
-                name,
-                version,
-                arch,
-                section,
-                filename,
-                description,
-                depends,
-                pre_depends,
-                recommends,
-                provides,
-                source,
-            ] = strs;
-            let size = r.u64();
-            let installed_size = r.u64();
-            let sha256 = r.take::<32>();
-            let priority = r.u8();
-            let multi_arch = match r.u8() {
-                0 => MultiArch::No,
-                1 => MultiArch::Same,
-                2 => MultiArch::Foreign,
-                3 => MultiArch::Allowed,
-                other => return Err(format!("package {i}: Multi-Arch code {other}")),
-            };
-            let essential = match r.u8() {
-                0 => false,
-                1 => true,
-                other => return Err(format!("package {i}: Essential code {other}")),
-            };
-            let padding = r.u8();
-            if usize::from(priority) > Priority::ALL.len() || padding != 0 {
-                return Err(format!("package {i}: priority code {priority}, padding {padding}"));
+            let name_len = u32_at(record, 4 + 4 * F_NAME) as usize;
+            let name = strings.as_bytes().get(at..at + name_len).unwrap_or_default();
+            if name < previous_name {
+                return Err(format!("packages {} and {i} are out of order", i - 1));
             }
-            if name.len == 0 {
+            previous_name = name;
+            for field in 0..FIELDS {
+                let len = u32_at(record, 4 + 4 * field) as usize;
+                if !strings.is_char_boundary(at + len) {
+                    return Err(outside("package", i, at, len));
+                }
+                at += len;
+            }
+            if u32_at(record, 4 + 4 * F_NAME) == 0 {
                 return Err(format!("package {i} has no name"));
             }
-            packages.push(Record {
-                name,
-                version,
-                arch,
-                section,
-                filename,
-                description,
-                depends,
-                pre_depends,
-                recommends,
-                provides,
-                source,
-                size,
-                installed_size,
-                sha256,
-                priority,
-                multi_arch,
-                essential,
-            });
-        }
-        let mut provides = Vec::with_capacity(header.provides);
-        for i in 0..header.provides {
-            let name = check(r.str(), "provides entry", i)?;
-            let version = check(r.str(), "provides entry", i)?;
-            let provider = r.u32();
-            if provider as usize >= packages.len() {
-                return Err(format!("provides entry {i}: package {provider} of {}", packages.len()));
+            let (priority, multi_arch, essential) = (record[CODES], record[CODES + 1], record[CODES + 2]);
+            if usize::from(priority) > Priority::ALL.len()
+                || usize::from(multi_arch) >= MultiArch::ALL.len()
+                || essential > 1
+                || record[CODES + 3..CODES + 8] != [0; 5]
+            {
+                return Err(format!(
+                    "package {i}: bad codes (priority {priority}, Multi-Arch {multi_arch}, Essential {essential})"
+                ));
             }
-            provides.push(Provide {
-                name,
-                version,
-                provider,
-            });
+        }
+        for i in 0..header.provides {
+            let at = header.packages * RECORD_SIZE + i * PROVIDE_SIZE;
+            check(str_at(&tables, at), "provides entry", i)?;
+            check(str_at(&tables, at + STR_SIZE), "provides entry", i)?;
+            let provider = u32_at(&tables, at + 2 * STR_SIZE);
+            if provider as usize >= header.packages {
+                return Err(format!("provides entry {i}: package {provider} of {}", header.packages));
+            }
         }
         let index = Index {
             arch,
             sources,
+            tables,
+            packages: header.packages,
+            provides: header.provides,
             strings,
-            packages,
-            provides,
         };
-        // Lookups are binary searches: the order must hold.
-        if let Some(i) = (1..index.packages.len())
-            .find(|&i| index.str(index.packages[i - 1].name) > index.str(index.packages[i].name))
-        {
-            return Err(format!("packages {} and {i} are out of order", i - 1));
-        }
-        if let Some(i) = (1..index.provides.len())
-            .find(|&i| index.str(index.provides[i - 1].name) > index.str(index.provides[i].name))
+        if let Some(i) =
+            (1..index.provides).find(|&i| index.str(index.provide(i - 1).0) > index.str(index.provide(i).0))
         {
             return Err(format!("provides entries {} and {i} are out of order", i - 1));
         }
@@ -1443,14 +1442,26 @@ mod tests {
             package("init-system-helpers", "1.65.2", "Depends: perl-base (>= 5.20.1-3)"),
             package("perl-base", "5.36.0-7+deb12u2", "Essential: yes\nPriority: required"),
             package("perl", "5.36.0-7+deb12u2", "Multi-Arch: allowed\nDepends: perl-base"),
-            package("systemd", "252.33-1~deb12u1", "Provides: logind, default-logind (= 252)"),
+            package(
+                "systemd",
+                "252.33-1~deb12u1",
+                "Provides: logind, default-logind (= 252)",
+            ),
             package("elogind", "246.10-1", "Provides: logind"),
             package("gawk", "1:5.2.1-2", "Provides: awk\nPriority: optional"),
             package("mawk", "1.3.4.20200120-3.1", "Provides: awk\nPriority: required"),
             package("libfoo2", "2.0-1", "Provides: libfoo-abi (= 2.1)"),
             package("libfoo1", "1.0-1", "Provides: libfoo-abi (= 1)"),
-            package("cross", "1", "Depends: libc6:i386 | libc6:amd64, gcc-12-base [i386], nothing <stage1>"),
-            package("broken", "1", "Depends: libc6 (>= 3), nothere | libfoo-abi (>= 3), perl-base"),
+            package(
+                "cross",
+                "1",
+                "Depends: libc6:i386 | libc6:amd64, gcc-12-base [i386], nothing <stage1>",
+            ),
+            package(
+                "broken",
+                "1",
+                "Depends: libc6 (>= 3), nothere | libfoo-abi (>= 3), perl-base",
+            ),
             package("wants-any", "1", "Depends: libc6:any"),
             package("wants-i386", "1", "Depends: libc6:i386"),
         ])
@@ -1491,13 +1502,22 @@ mod tests {
         assert_eq!(perl_base.section(), None);
         assert_eq!(perl_base.installed_size(), None);
         assert_eq!((perl_base.source_name(), perl_base.source()), ("perl-base", None));
-        assert_eq!(index.get("libc6", "2.36-9").map(|id| index.package(id).version()), Some("2.36-9"));
+        assert_eq!(
+            index.get("libc6", "2.36-9").map(|id| index.package(id).version()),
+            Some("2.36-9")
+        );
         assert_eq!(index.get("libc6", "2.37"), None);
         let awk: Vec<(String, Option<&str>)> = index
             .providers("awk")
             .map(|(id, v)| (index.package(id).to_string(), v))
             .collect();
-        assert_eq!(awk, [("gawk 1:5.2.1-2".to_string(), None), ("mawk 1.3.4.20200120-3.1".to_string(), None)]);
+        assert_eq!(
+            awk,
+            [
+                ("gawk 1:5.2.1-2".to_string(), None),
+                ("mawk 1.3.4.20200120-3.1".to_string(), None)
+            ]
+        );
         let abi: Vec<Option<&str>> = index.providers("libfoo-abi").map(|(_, v)| v).collect();
         assert_eq!(abi, [Some("1"), Some("2.1")]);
         assert_eq!(index.providers("libc6").count(), 0);
@@ -1555,9 +1575,18 @@ mod tests {
         assert_eq!(chosen.len(), 1);
         assert_eq!(index.package(chosen[0].1).to_string(), "libc6 2.36-9+deb12u4");
         // libc6 is Multi-Arch: same, not allowed: `:any` cannot use it.
-        let err = index.resolve(index.newest("wants-any").unwrap()).unwrap_err().to_string();
-        assert!(err.contains("libc6 is only 2.36-9+deb12u4 (amd64, Multi-Arch: Same)"), "{err}");
-        let err = index.resolve(index.newest("wants-i386").unwrap()).unwrap_err().to_string();
+        let err = index
+            .resolve(index.newest("wants-any").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("libc6 is only 2.36-9+deb12u4 (amd64, Multi-Arch: Same)"),
+            "{err}"
+        );
+        let err = index
+            .resolve(index.newest("wants-i386").unwrap())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "wants-i386 1: Depends: cannot satisfy \"libc6:i386\": libc6:i386 is for architecture i386, not amd64"
@@ -1651,20 +1680,50 @@ mod tests {
     #[test]
     fn bad_paragraphs() {
         let cases: Vec<(String, &str)> = vec![
-            ("Version: 1\n".to_string(), "test:1: package (no Package field): no Package field"),
-            (package("a", "1", "").replace("Version: 1\n", ""), "test:1: package a: no Version field"),
-            (package("a", "x1", ""), "package a: version number does not start with a digit"),
-            (package("a", "1", "").replace("Size: 1000\n", ""), "package a: no Size field"),
-            (package("a", "1", "").replace("Size: 1000", "Size: big"), "package a: Size \"big\" is not a number"),
-            (package("a", "1", "").replace(H, "abc"), "package a: SHA256 \"abc\" is not 64 hex digits"),
-            (package("a", "1", "").replace("Filename", "X-Filename"), "package a: no Filename field"),
-            (package("a", "1", "Multi-Arch: sometimes"), "unknown Multi-Arch value \"sometimes\""),
+            (
+                "Version: 1\n".to_string(),
+                "test:1: package (no Package field): no Package field",
+            ),
+            (
+                package("a", "1", "").replace("Version: 1\n", ""),
+                "test:1: package a: no Version field",
+            ),
+            (
+                package("a", "x1", ""),
+                "package a: version number does not start with a digit",
+            ),
+            (
+                package("a", "1", "").replace("Size: 1000\n", ""),
+                "package a: no Size field",
+            ),
+            (
+                package("a", "1", "").replace("Size: 1000", "Size: big"),
+                "package a: Size \"big\" is not a number",
+            ),
+            (
+                package("a", "1", "").replace(H, "abc"),
+                "package a: SHA256 \"abc\" is not 64 hex digits",
+            ),
+            (
+                package("a", "1", "").replace("Filename", "X-Filename"),
+                "package a: no Filename field",
+            ),
+            (
+                package("a", "1", "Multi-Arch: sometimes"),
+                "unknown Multi-Arch value \"sometimes\"",
+            ),
             (package("a", "1", "Essential: maybe"), "Essential must be yes or no"),
-            (package("a", "1", "Depends: b (>= )"), "package a: Depends: expected a version at byte 6"),
+            (
+                package("a", "1", "Depends: b (>= )"),
+                "package a: Depends: expected a version at byte 6",
+            ),
             (package("a", "1", "Provides: b (>= 1)"), "Provides: only exact versions"),
             (package("a", "1", "Source: b (x)"), "Source \"b (x)\" is not"),
             (package("-a", "1", ""), "package -a: invalid package name"),
-            (format!("{}\n\n{}", package("a", "1", ""), "Package: b\nbad line"), "test: line 11: expected 'Field: value', found \"bad line\""),
+            (
+                format!("{}\n\n{}", package("a", "1", ""), "Package: b\nbad line"),
+                "test: line 11: expected 'Field: value', found \"bad line\"",
+            ),
         ];
         for (text, message) in cases {
             let err = Index::parse("amd64", "test", &text).unwrap_err().to_string();
@@ -1715,28 +1774,28 @@ mod tests {
                         p.source().unwrap_or("-"),
                     ]
                     .map(str::to_string),
-                    (p.size(), p.installed_size(), *p.sha256()),
+                    (p.size(), p.installed_size(), p.sha256()),
                     (p.priority(), p.multi_arch(), p.essential()),
                 )
             };
             assert_eq!(fields(p), fields(q));
-            let provides = |index: &Index, name: &str| index.providers(name).collect::<Vec<_>>().len();
-            assert_eq!(provides(a, p.name()), provides(b, q.name()));
         }
         let provided = |index: &Index| {
-            index
-                .provides
-                .iter()
-                .map(|p| (index.str(p.name).to_string(), index.str(p.version).to_string(), p.provider))
+            (0..index.provides)
+                .map(|i| {
+                    let (name, version, provider) = index.provide(i);
+                    (index.str(name).to_string(), index.str(version).to_string(), provider)
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(provided(a), provided(b));
+        assert_eq!(a.names().collect::<Vec<_>>(), b.names().collect::<Vec<_>>());
     }
 
     #[test]
     fn bad_caches_are_errors() {
         let index = archive();
-        let good = index.cache_bytes();
+        let good = index.to_cache_bytes();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.cache");
         let try_read = |bytes: &[u8]| {
@@ -1750,37 +1809,67 @@ mod tests {
         };
         // The string table starts after the header and tables; pointing a name past it must be caught even
         // with a matching checksum.
-        let tables_len =
-            index.sources.len() * STR_SIZE + index.packages.len() * RECORD_SIZE + index.provides.len() * PROVIDE_SIZE;
+        let sources_len = index.sources.len() * STR_SIZE;
+        let tables_len = index.tables.len();
         let with_checksum = |mut bytes: Vec<u8>| {
-            let (tables, strings) = bytes[HEADER_SIZE..].split_at(tables_len);
-            let sum = checksum(&[tables, strings]);
+            let (sources, rest) = bytes[HEADER_SIZE..].split_at(sources_len);
+            let (tables, strings) = rest.split_at(tables_len);
+            let sum = checksum(&[sources, tables, strings]);
             bytes[48..56].copy_from_slice(&sum.to_le_bytes());
             bytes
         };
         let first_record = HEADER_SIZE + STR_SIZE;
         let mut unsorted = good.clone();
-        // Swap the first two records' names.
+        // Swap the first two records.
         let (a, b) = (first_record, first_record + RECORD_SIZE);
-        let name_a: Vec<u8> = unsorted[a..a + 8].to_vec();
-        let name_b: Vec<u8> = unsorted[b..b + 8].to_vec();
-        unsorted[a..a + 8].copy_from_slice(&name_b);
-        unsorted[b..b + 8].copy_from_slice(&name_a);
+        let record_a: Vec<u8> = unsorted[a..b].to_vec();
+        let record_b: Vec<u8> = unsorted[b..b + RECORD_SIZE].to_vec();
+        unsorted[a..b].copy_from_slice(&record_b);
+        unsorted[b..b + RECORD_SIZE].copy_from_slice(&record_a);
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (Vec::new(), "not a rixos package index cache (bad magic)"),
             (b"hello".to_vec(), "not a rixos package index cache (bad magic)"),
             (b"RIXOS".to_vec(), "corrupt: truncated: 5 bytes"),
             (patched(0, b"XIXOSIDX"), "not a rixos package index cache (bad magic)"),
-            (patched(8, &2u32.to_le_bytes()), "format version 2, this rixos reads version 1"),
+            (
+                patched(8, &2u32.to_le_bytes()),
+                "format version 2, this rixos reads version 1",
+            ),
             (patched(12, &7u32.to_le_bytes()), "record size 7"),
             (good[..good.len() - 1].to_vec(), "the file has"),
             ([good.as_slice(), b"x"].concat(), "truncated or appended to"),
             (patched(20, &1000u32.to_le_bytes()), "does not match its counts"),
             (patched(good.len() - 3, b"Z"), "checksum mismatch"),
-            (with_checksum(patched(first_record, &u32::MAX.to_le_bytes())), "package 0: string at 4294967295+"),
             (
-                with_checksum(patched(first_record + 11 * STR_SIZE + 48 + 1, &[9])),
-                "package 0: Multi-Arch code 9",
+                with_checksum(patched(first_record, &u32::MAX.to_le_bytes())),
+                "package 0: string at 4294967295+0",
+            ),
+            (
+                with_checksum(patched(first_record + 4 + 4 * F_DESCRIPTION, &u32::MAX.to_le_bytes())),
+                "package 0: string at ",
+            ),
+            (
+                with_checksum(patched(first_record + 4, &[0; 4])),
+                "package 0 has no name",
+            ),
+            (
+                with_checksum(patched(first_record + CODES + 1, &[9])),
+                "package 0: bad codes (priority 0, Multi-Arch 9",
+            ),
+            (
+                with_checksum(patched(first_record + CODES + 3, &[1])),
+                "package 0: bad codes",
+            ),
+            (
+                with_checksum(patched(32, &u32::MAX.to_le_bytes())),
+                "architecture 0: string at 4294967295",
+            ),
+            (
+                with_checksum(patched(
+                    first_record + index.len() * RECORD_SIZE + 16,
+                    &u32::MAX.to_le_bytes(),
+                )),
+                "provides entry 0: package 4294967295 of 18",
             ),
             (with_checksum(unsorted), "packages 0 and 1 are out of order"),
         ];
@@ -1789,7 +1878,19 @@ mod tests {
             assert!(err.contains(message), "{err:?} lacks {message:?}");
             assert!(err.contains("delete it to rebuild it"), "{err}");
         }
-        assert!(Index::read_cache(&dir.path().join("missing")).unwrap_err().to_string().starts_with("reading index cache"));
+        for (bytes, _) in [(good.clone(), ())] {
+            assert_same(&index, &Index::from_cache_bytes(&bytes).unwrap());
+        }
+        assert_eq!(
+            Index::from_cache_bytes(b"RIX").unwrap_err(),
+            CacheFormatError::Corrupt("truncated: 3 bytes, shorter than the header".to_string())
+        );
+        assert!(
+            Index::read_cache(&dir.path().join("missing"))
+                .unwrap_err()
+                .to_string()
+                .starts_with("reading index cache")
+        );
     }
 
     /// Decompresses with an external tool, or None if it is missing.
@@ -1843,7 +1944,11 @@ mod tests {
         let index_time = started.elapsed();
         assert_eq!(index.len(), paragraphs);
         for name in ["bash", "coreutils", "openssh-server", "systemd", "libc6"] {
-            assert!(index.newest(name).is_some(), "{name} is missing from {}", path.display());
+            assert!(
+                index.newest(name).is_some(),
+                "{name} is missing from {}",
+                path.display()
+            );
         }
         let ssh = index.newest("openssh-server").unwrap();
         let started = std::time::Instant::now();

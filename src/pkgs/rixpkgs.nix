@@ -35,8 +35,8 @@ let
     debs = map deb g.members;
     packages = map (m: m.name) g.members;
     deps = map (d: self.${d}) g.depends;
-    # The dynamic loader for ELF interpreters: the group's own when it holds libc6.
-    libc = if g.hasLibc then "" else self.libc6;
+    # The dynamic loader for ELF interpreters: the group's own when it holds libc6 (or is below it).
+    libc = if g.belowLibc then "" else self.libc6;
     # Interpreters for scripts (`#!/bin/sh`, `#!/usr/bin/perl`): Debian lets every package assume them.
     tools = if g.needsTools then [ self.dash self.bash self.perl-base ] else [ ];
     patchelf = patchelfTool;

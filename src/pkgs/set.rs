@@ -35,7 +35,9 @@ const SCRIPT_TOOLS: &[&str] = &["dash", "bash", "perl-base"];
 pub fn write_snapshot_files(dir: &Path, packages: &[u8]) -> Result<()> {
     let text = std::str::from_utf8(packages).context("the Packages index is not UTF-8")?;
     let index = Index::parse("amd64", "Packages", text).context("parsing the Packages index")?;
-    index.write_cache(&dir.join("index.bin")).context("writing the compact index")?;
+    index
+        .write_cache(&dir.join("index.bin"))
+        .context("writing the compact index")?;
     std::fs::write(dir.join("default.nix"), DEFAULT_NIX)?;
     Ok(())
 }
@@ -53,8 +55,8 @@ struct Loaded {
     deps: RefCell<HashMap<PackageId, Rc<Vec<PackageId>>>>,
     /// The group (strongly connected component) of each package looked at.
     groups: RefCell<HashMap<PackageId, Rc<Group>>>,
-    /// The closure of the script tools: these packages do not get the tools as inputs.
-    tool_closure: RefCell<Option<BTreeSet<PackageId>>>,
+    /// Closures of the script tools and of libc6: packages inside them cannot take those as inputs.
+    closures: RefCell<HashMap<&'static str, BTreeSet<PackageId>>>,
 }
 
 struct Group {
@@ -77,7 +79,22 @@ fn prim_index(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error::
         .io
         .read_file(&Path::new(&dir).join("index.bin"))
         .map_err(|e| err(format!("reading the package index in {dir}: {e}"), pos))?;
-    let index = Index::from_cache_bytes(&bytes).map_err(|e| err(format!("the package index in {dir}: {e:#}"), pos))?;
+    // A snapshot made by another rixos version may hold another index format: then the index is made again
+    // from the snapshot's (verified) Packages file.
+    let index = match Index::from_cache_bytes(&bytes) {
+        Ok(index) => index,
+        Err(cache_error) => {
+            let text = ev.io.read_file(&Path::new(&dir).join("Packages")).map_err(|e| {
+                err(
+                    format!("the package index in {dir} is unusable ({cache_error}) and: {e}"),
+                    pos,
+                )
+            })?;
+            let text = String::from_utf8_lossy(&text);
+            Index::parse("amd64", "Packages", &text)
+                .map_err(|e| err(format!("the package index in {dir}: {e:#}"), pos))?
+        }
+    };
     let mirror = ev
         .io
         .read_file(&Path::new(&dir).join("mirror"))
@@ -91,7 +108,7 @@ fn prim_index(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error::
             mirror: mirror.clone(),
             deps: RefCell::new(HashMap::new()),
             groups: RefCell::new(HashMap::new()),
-            tool_closure: RefCell::new(None),
+            closures: RefCell::new(HashMap::new()),
         }));
         l.len() - 1
     });
@@ -204,18 +221,19 @@ impl Loaded {
         Ok(self.groups.borrow()[&id].clone())
     }
 
-    fn tool_closure(&self) -> Result<BTreeSet<PackageId>, String> {
-        if let Some(c) = &*self.tool_closure.borrow() {
+    /// Everything `roots` depend on, themselves included (remembered under `key`).
+    fn closure(&self, key: &'static str, roots: &[&str]) -> Result<BTreeSet<PackageId>, String> {
+        if let Some(c) = self.closures.borrow().get(key) {
             return Ok(c.clone());
         }
         let mut seen = BTreeSet::new();
-        let mut todo: Vec<PackageId> = SCRIPT_TOOLS.iter().filter_map(|t| self.index.newest(t)).collect();
+        let mut todo: Vec<PackageId> = roots.iter().filter_map(|t| self.index.newest(t)).collect();
         while let Some(p) = todo.pop() {
             if seen.insert(p) {
                 todo.extend(self.deps(p)?.iter().copied());
             }
         }
-        *self.tool_closure.borrow_mut() = Some(seen.clone());
+        self.closures.borrow_mut().insert(key, seen.clone());
         Ok(seen)
     }
 }
@@ -225,7 +243,13 @@ fn store_name(name: &str, version: &str) -> String {
     let version = version.split_once(':').map_or(version, |(_, v)| v);
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "+-._?=".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
     format!("{}-{}", clean(name), clean(version))
@@ -250,7 +274,10 @@ fn prim_package(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error
             ("storeName", Value::str(store_name(pkg.name(), pkg.version()))),
             ("filename", Value::str(pkg.filename())),
             ("sha256", Value::str(pkg.sha256_hex())),
-            ("debName", Value::str(format!("{}.deb", store_name(pkg.name(), pkg.version())))),
+            (
+                "debName",
+                Value::str(format!("{}.deb", store_name(pkg.name(), pkg.version()))),
+            ),
         ])
     };
     let group = set.group(id).map_err(|m| err(m, pos))?;
@@ -263,8 +290,10 @@ fn prim_package(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error
             }
         }
     }
-    let tools = set.tool_closure().map_err(|m| err(m, pos))?;
+    let tools = set.closure("tools", SCRIPT_TOOLS).map_err(|m| err(m, pos))?;
     let needs_tools = !group.members.iter().any(|m| tools.contains(m));
+    let libc = set.closure("libc", &["libc6"]).map_err(|m| err(m, pos))?;
+    let below_libc = group.members.iter().any(|m| libc.contains(m));
     let single = group.members.len() == 1;
     let first = set.index.package(group.members[0]);
     let group_name = if single {
@@ -278,7 +307,11 @@ fn prim_package(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error
         group.members.iter().map(|m| output_name(set.index.name(*m))).collect()
     };
     let pkg = set.index.package(id);
-    let output = if single { "out".to_string() } else { output_name(pkg.name()) };
+    let output = if single {
+        "out".to_string()
+    } else {
+        output_name(pkg.name())
+    };
     let strings = |v: Vec<String>| Value::list(v.into_iter().map(|s| Thunk::Val(Value::str(s))).collect());
     let mut fields = BTreeMap::new();
     fields.insert("name", Value::str(pkg.name()));
@@ -298,7 +331,9 @@ fn prim_package(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error
             ),
             ("depends", strings(external.into_iter().collect())),
             ("needsTools", Value::Bool(needs_tools)),
-            ("hasLibc", Value::Bool(group.members.iter().any(|m| set.index.name(*m) == "libc6"))),
+            // libc6 and what it depends on cannot take libc6 as an input; they find the loader in
+            // themselves, if they need it at all.
+            ("belowLibc", Value::Bool(below_libc)),
         ]),
     );
     Ok(make_attrs(fields.into_iter().collect()))
@@ -308,7 +343,13 @@ fn prim_package(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error
 fn output_name(package: &str) -> String {
     package
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -319,7 +360,10 @@ mod tests {
     #[test]
     fn store_names_drop_epochs_and_odd_characters() {
         assert_eq!(store_name("libc6", "2.36-9+deb12u4"), "libc6-2.36-9+deb12u4");
-        assert_eq!(store_name("openssh-server", "1:9.2p1-2+deb12u3"), "openssh-server-9.2p1-2+deb12u3");
+        assert_eq!(
+            store_name("openssh-server", "1:9.2p1-2+deb12u3"),
+            "openssh-server-9.2p1-2+deb12u3"
+        );
         assert_eq!(store_name("x", "1.0~rc1"), "x-1.0_rc1");
         assert_eq!(output_name("libstdc++6"), "libstdc__6");
     }

@@ -30,6 +30,8 @@ struct Plan {
     packages: Vec<(String, PathBuf, String)>,
     /// Logical store paths: the outputs of this derivation, by output name.
     own: BTreeMap<String, String>,
+    /// Where each output (by logical path) is being built.
+    building: BTreeMap<String, PathBuf>,
     deps: Vec<String>,
     libc: Option<String>,
     tools: Vec<String>,
@@ -52,15 +54,15 @@ fn words(drv: &Derivation, key: &str) -> Vec<String> {
 
 /// Builds every output of `drv`; `targets` are where each output must be created (real paths) and `real` maps
 /// logical store paths to real ones.
-pub fn build(
-    drv: &Derivation,
-    targets: &BTreeMap<String, PathBuf>,
-    real: &dyn Fn(&str) -> PathBuf,
-) -> Result<()> {
+pub fn build(drv: &Derivation, targets: &BTreeMap<String, PathBuf>, real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
     let names = words(drv, "packages");
     let debs = words(drv, "debs");
     let outputs = words(drv, "outputs");
-    let outputs = if outputs.is_empty() { vec!["out".to_string()] } else { outputs };
+    let outputs = if outputs.is_empty() {
+        vec!["out".to_string()]
+    } else {
+        outputs
+    };
     if names.len() != debs.len() || names.len() != outputs.len() {
         bail!(
             "builtin:unpack-deb needs as many packages ({}), debs ({}) and outputs ({})",
@@ -71,14 +73,15 @@ pub fn build(
     }
     let mut packages = Vec::new();
     let mut own = BTreeMap::new();
+    let mut building = BTreeMap::new();
     for ((name, deb), output) in names.into_iter().zip(debs).zip(outputs) {
         let target = targets
             .get(&output)
             .with_context(|| format!("builtin:unpack-deb: no output {output:?}"))?
             .clone();
         own.insert(output.clone(), drv.outputs[&output].path.clone());
+        building.insert(drv.outputs[&output].path.clone(), target);
         packages.push((name, real(&deb), output));
-        let _ = target;
     }
     let patchelf = match drv.env.get("patchelf").filter(|p| !p.is_empty()) {
         Some(p) => {
@@ -106,6 +109,7 @@ pub fn build(
     let plan = Plan {
         packages,
         own,
+        building,
         deps: words(drv, "deps"),
         libc: drv.env.get("libc").filter(|l| !l.is_empty()).cloned(),
         tools: words(drv, "tools"),
@@ -127,16 +131,24 @@ pub fn build(
 }
 
 /// Points ELF files and scripts of one output into the store.
-fn fix_up(plan: &Plan, target: &Path, real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+fn fix_up(plan: &Plan, target: &Path, store_real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+    // This derivation's outputs are still being built: their files are in the build directory.
+    let real = |logical: &str| -> PathBuf {
+        for (out, building) in &plan.building {
+            if let Some(rest) = logical.strip_prefix(out.as_str()) {
+                return building.join(rest.trim_start_matches('/'));
+            }
+        }
+        store_real(logical)
+    };
     // The loader: libc6's, which is this derivation's own when it holds libc6.
     let loader = match &plan.libc {
-        Some(libc) => format!("{libc}/{LOADER}"),
+        Some(libc) => Some(format!("{libc}/{LOADER}")),
         None => plan
             .own
             .values()
             .map(|o| format!("{o}/{LOADER}"))
-            .find(|l| real(l).exists())
-            .context("neither libc nor this derivation has the dynamic loader")?,
+            .find(|l| real(l).exists()),
     };
     // Library directories: this derivation's outputs first, then the dependencies'.
     let mut search: Vec<String> = Vec::new();
@@ -161,7 +173,7 @@ fn fix_up(plan: &Plan, target: &Path, real: &dyn Fn(&str) -> PathBuf) -> Result<
             }
         }
     }
-    let own_logical: BTreeMap<PathBuf, String> = plan.own.values().map(|o| (real(o), o.clone())).collect();
+    let own_logical: BTreeMap<PathBuf, String> = plan.building.iter().map(|(o, b)| (b.clone(), o.clone())).collect();
     let mut outside = Vec::new();
     let mut stack = vec![target.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -184,7 +196,7 @@ fn fix_up(plan: &Plan, target: &Path, real: &dyn Fn(&str) -> PathBuf) -> Result<
             let n = std::fs::File::open(&path)?.read(&mut head)?;
             let head = &head[..n];
             if head.starts_with(b"\x7fELF") {
-                patch_elf(plan, &path, &loader, &search, &own_logical)?;
+                patch_elf(plan, &path, loader.as_deref(), &search, &own_logical)?;
             } else if head.starts_with(b"#!") {
                 if let Some(left) = fix_shebang(&path, &programs)? {
                     let rel = path.strip_prefix(target).unwrap_or(&path).display().to_string();
@@ -216,7 +228,7 @@ fn patchelf(p: &Patchelf, args: &[&str], file: &Path) -> Result<String> {
 fn patch_elf(
     plan: &Plan,
     file: &Path,
-    loader: &str,
+    loader: Option<&str>,
     search: &[String],
     own: &BTreeMap<PathBuf, String>,
 ) -> Result<()> {
@@ -229,6 +241,12 @@ fn patch_elf(
     let mode = std::fs::metadata(file)?.permissions().mode();
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode | 0o200))?;
     if patchelf(p, &["--print-interpreter"], file).is_ok() {
+        let loader = loader.with_context(|| {
+            format!(
+                "{} needs a dynamic loader, and neither libc6 nor this package has one",
+                file.display()
+            )
+        })?;
         patchelf(p, &["--set-interpreter", loader], file)?;
     }
     if !needed.is_empty() {
@@ -307,14 +325,24 @@ mod tests {
         };
         let sh = write("a", "#!/bin/sh -e\necho hi\n");
         assert_eq!(fix_shebang(&sh, &programs).unwrap(), None);
-        assert_eq!(std::fs::read_to_string(&sh).unwrap(), "#!/nix/store/aaa-dash/bin/sh -e\necho hi\n");
+        assert_eq!(
+            std::fs::read_to_string(&sh).unwrap(),
+            "#!/nix/store/aaa-dash/bin/sh -e\necho hi\n"
+        );
         assert_eq!(std::fs::metadata(&sh).unwrap().permissions().mode() & 0o777, 0o755);
         let perl = write("b", "#! /usr/bin/perl\n1;\n");
         fix_shebang(&perl, &programs).unwrap();
-        assert!(std::fs::read_to_string(&perl).unwrap().starts_with("#!/nix/store/bbb-perl/bin/perl\n"));
+        assert!(
+            std::fs::read_to_string(&perl)
+                .unwrap()
+                .starts_with("#!/nix/store/bbb-perl/bin/perl\n")
+        );
         let env = write("c", "#!/usr/bin/env python3\n");
         assert_eq!(fix_shebang(&env, &programs).unwrap().as_deref(), Some("/usr/bin/env"));
         let unknown = write("d", "#!/usr/bin/tclsh\n");
-        assert_eq!(fix_shebang(&unknown, &programs).unwrap().as_deref(), Some("/usr/bin/tclsh"));
+        assert_eq!(
+            fix_shebang(&unknown, &programs).unwrap().as_deref(),
+            Some("/usr/bin/tclsh")
+        );
     }
 }

@@ -338,14 +338,8 @@ impl Alternative<'_> {
         let arch_ok = match self.arch_restrictions.first() {
             None => true,
             // Lists never mix negated and plain entries (checked when parsing).
-            Some(first) if first.negated => self
-                .arch_restrictions
-                .iter()
-                .all(|r| !arch_matches(r.arch, arch)),
-            Some(_) => self
-                .arch_restrictions
-                .iter()
-                .any(|r| arch_matches(r.arch, arch)),
+            Some(first) if first.negated => self.arch_restrictions.iter().all(|r| !arch_matches(r.arch, arch)),
+            Some(_) => self.arch_restrictions.iter().any(|r| arch_matches(r.arch, arch)),
         };
         let profiles_ok = self.profiles.is_empty()
             || self.profiles.iter().any(|formula| {
@@ -547,9 +541,7 @@ struct Parser<'a> {
 /// Whether `name` is a package name dpkg accepts: a letter or digit, then letters, digits, `+`, `-`, `.`
 /// (upper-case letters are accepted, as dpkg accepts them).
 pub fn is_valid_package_name(name: &str) -> bool {
-    name.as_bytes()
-        .first()
-        .is_some_and(|b| b.is_ascii_alphanumeric())
+    name.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric())
         && name.bytes().all(|b| is_name_byte(b) || b.is_ascii_uppercase())
 }
 
@@ -693,20 +685,14 @@ impl<'a> Parser<'a> {
         if version.is_empty() {
             return Err(self.error(RelationErrorReason::MissingVersion));
         }
-        check(version).map_err(|e| {
-            error_at(self.text, version_start, RelationErrorReason::BadVersion(e))
-        })?;
+        check(version).map_err(|e| error_at(self.text, version_start, RelationErrorReason::BadVersion(e)))?;
         self.skip_space();
         self.expect(b')')?;
         Ok(Constraint { op, version })
     }
 
     /// After `[` or `<`: whitespace-separated `[!]name` items up to `close`.
-    fn negatable_list(
-        &mut self,
-        close: u8,
-        what: &'static str,
-    ) -> Result<Vec<(bool, &'a str)>, RelationError> {
+    fn negatable_list(&mut self, close: u8, what: &'static str) -> Result<Vec<(bool, &'a str)>, RelationError> {
         let mut items = Vec::new();
         loop {
             self.skip_space();
@@ -823,7 +809,11 @@ mod tests {
         ];
         for &(text, epoch, upstream, revision) in cases {
             let v = Version::parse(text).unwrap();
-            assert_eq!((v.epoch(), v.upstream(), v.revision()), (epoch, upstream, revision), "{text}");
+            assert_eq!(
+                (v.epoch(), v.upstream(), v.revision()),
+                (epoch, upstream, revision),
+                "{text}"
+            );
             assert_eq!(v.to_string(), text.trim());
         }
     }
@@ -865,7 +855,10 @@ mod tests {
                 "libc6 (>= 2.34), libssl3 (>=3.0.0),zlib1g",
                 &["libc6 (>= 2.34)", "libssl3 (>= 3.0.0)", "zlib1g"],
             ),
-            ("default-mta | mail-transport-agent", &["default-mta | mail-transport-agent"]),
+            (
+                "default-mta | mail-transport-agent",
+                &["default-mta | mail-transport-agent"],
+            ),
             ("perl:any, python3:native", &["perl:any", "python3:native"]),
             ("libc6:i386 (<< 2.37)|libc6", &["libc6:i386 (<< 2.37) | libc6"]),
             ("foo (< 1), bar (> 2)", &["foo (<= 1)", "bar (>= 2)"]),
@@ -873,7 +866,10 @@ mod tests {
             ("foo (>> 1.0~rc1), ", &["foo (>> 1.0~rc1)"]),
             (
                 "debhelper-compat (= 13), libfoo-dev [linux-any] <!nocheck> <stage1 !cross>",
-                &["debhelper-compat (= 13)", "libfoo-dev [linux-any] <!nocheck> <stage1 !cross>"],
+                &[
+                    "debhelper-compat (= 13)",
+                    "libfoo-dev [linux-any] <!nocheck> <stage1 !cross>",
+                ],
             ),
             ("foo [!i386 !armel]", &["foo [!i386 !armel]"]),
             ("foo\n (>= 1),\n bar", &["foo (>= 1)", "bar"]),
@@ -965,7 +961,11 @@ mod tests {
         for &(text, arch, profiles, applies) in cases {
             let relations = parse_relations(text).unwrap();
             let alternative = &relations[0].alternatives[0];
-            assert_eq!(alternative.applies_to(arch, profiles), applies, "{text} on {arch} {profiles:?}");
+            assert_eq!(
+                alternative.applies_to(arch, profiles),
+                applies,
+                "{text} on {arch} {profiles:?}"
+            );
         }
     }
 }

@@ -321,7 +321,9 @@ fn run_builtin(
             Ok(())
         }
         other => {
-            bail!("{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv and builtin:unpack-deb)")
+            bail!(
+                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv and builtin:unpack-deb)"
+            )
         }
     }
 }
