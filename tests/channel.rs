@@ -10,8 +10,14 @@ struct Archive {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running a tool (gpg from Debian's gnupg: run scripts/setup)");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("running a tool (gpg from Debian's gnupg: run scripts/setup)");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -29,9 +35,16 @@ impl Archive {
         let gnupg = dir.path().join("gnupg");
         std::fs::create_dir(&gnupg).unwrap();
         std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        run(Command::new("gpg")
-            .env("GNUPGHOME", &gnupg)
-            .args(["--batch", "--passphrase", "", "--quick-gen-key", "rixos test archive <test@invalid>", "ed25519", "sign", "never"]));
+        run(Command::new("gpg").env("GNUPGHOME", &gnupg).args([
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "rixos test archive <test@invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ]));
         let key = run(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--export"])).stdout;
         std::fs::write(dir.path().join("keyring.gpg"), key).unwrap();
         Archive { dir }
@@ -109,10 +122,16 @@ fn updates_verify_the_signature_and_hashes_and_roll_back() {
     archive.publish(PACKAGES.as_bytes(), PACKAGES.as_bytes());
     ok(archive.rixos(root, &["channel", "--add", &archive.url(), "debian"]));
     let list = ok(archive.rixos(root, &["channel", "--list"]));
-    assert!(list.contains("debian file://") && list.contains("(not downloaded)"), "{list}");
+    assert!(
+        list.contains("debian file://") && list.contains("(not downloaded)"),
+        "{list}"
+    );
 
     let first = ok(archive.rixos(root, &["channel", "--update"]));
-    assert!(first.starts_with("debian /nix/store/") && first.trim_end().ends_with("-debian-channel"), "{first}");
+    assert!(
+        first.starts_with("debian /nix/store/") && first.trim_end().ends_with("-debian-channel"),
+        "{first}"
+    );
     assert_eq!(generations(root), 1);
     // The package set of the snapshot answers lookups, by the default channel.
     let name = ok(archive.rixos(
@@ -131,8 +150,13 @@ fn updates_verify_the_signature_and_hashes_and_roll_back() {
     // One byte of the InRelease changed: the signature no longer verifies.
     let in_release = archive.suite().join("InRelease");
     let mut bytes = std::fs::read(&in_release).unwrap();
-    let at = String::from_utf8_lossy(&bytes).find("2.10").unwrap_or(200).min(bytes.len() - 1);
-    let at = String::from_utf8_lossy(&bytes).find("Suite: test").map_or(at, |i| i + 7);
+    let at = String::from_utf8_lossy(&bytes)
+        .find("2.10")
+        .unwrap_or(200)
+        .min(bytes.len() - 1);
+    let at = String::from_utf8_lossy(&bytes)
+        .find("Suite: test")
+        .map_or(at, |i| i + 7);
     bytes[at] ^= 0x01;
     std::fs::write(&in_release, &bytes).unwrap();
     let out = archive.rixos(root, &["channel", "--update"]);
@@ -153,5 +177,8 @@ fn updates_verify_the_signature_and_hashes_and_roll_back() {
     // Rollback returns to the first snapshot.
     ok(archive.rixos(root, &["channel", "--rollback"]));
     let list = ok(archive.rixos(root, &["channel", "--list"]));
-    assert!(list.contains(first.split_whitespace().nth(1).unwrap()), "{list}\n{first}");
+    assert!(
+        list.contains(first.split_whitespace().nth(1).unwrap()),
+        "{list}\n{first}"
+    );
 }

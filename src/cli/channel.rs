@@ -32,7 +32,10 @@ pub fn run(root: &Path, args: &ChannelArgs) -> Result<()> {
     let channels = Channels::new(root);
     if let Some(add) = &args.add {
         let c = channels.add(&add[0], add.get(1).map(String::as_str))?;
-        println!("added channel '{}' ({}); run `rixos channel --update {}` to download it", c.name, c.url, c.name);
+        println!(
+            "added channel '{}' ({}); run `rixos channel --update {}` to download it",
+            c.name, c.url, c.name
+        );
     } else if let Some(name) = &args.remove {
         channels.remove(name)?;
     } else if args.list {

@@ -81,7 +81,10 @@ impl StoreIo {
     }
 
     pub fn with_store(store: LocalStore) -> StoreIo {
-        StoreIo { store: Some(store), root: None }
+        StoreIo {
+            store: Some(store),
+            root: None,
+        }
     }
 }
 

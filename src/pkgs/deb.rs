@@ -856,6 +856,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     /// One tar entry of a fixture, named exactly as given (no normalisation, so hostile names can be made).
+    #[derive(Clone, Copy)]
     enum Node<'a> {
         Dir(&'a str),
         File(&'a str, &'a [u8], u32),
@@ -1193,9 +1194,8 @@ mod tests {
         ];
         for (hostile, entry, reason) in cases {
             let dir = tempfile::tempdir().unwrap();
-            let mut nodes: Vec<&Node> = prefix.iter().collect();
-            nodes.push(hostile);
-            let nodes: Vec<Node> = nodes.into_iter().map(clone_node).collect();
+            let mut nodes = prefix.to_vec();
+            nodes.push(*hostile);
             let deb = write_deb(dir.path(), &deb_bytes(&nodes, Compression::Gzip));
             let out = dir.path().join("out");
             let error = extract_data(&deb, &out).expect_err(entry).to_string();
@@ -1446,7 +1446,7 @@ mod tests {
         ];
         for (hostile, entry, reason) in cases {
             let dir = tempfile::tempdir().unwrap();
-            let control = tar(&[File("./control", CONTROL.as_bytes(), 0o644), clone_node(hostile)]);
+            let control = tar(&[File("./control", CONTROL.as_bytes(), 0o644), *hostile]);
             let (data, _) = compress(&tar(&[Dir("./")]), Compression::Xz);
             let deb = write_deb(
                 dir.path(),
@@ -1462,19 +1462,6 @@ mod tests {
             let scripts = dir.path().join("scripts");
             assert!(extract_control_into(&deb, &scripts).is_err());
             assert!(!scripts.exists(), "nothing is written when control.tar is refused");
-        }
-    }
-
-    fn clone_node<'a>(node: &Node<'a>) -> Node<'a> {
-        match *node {
-            Dir(a) => Dir(a),
-            File(a, b, m) => File(a, b, m),
-            Symlink(a, b) => Symlink(a, b),
-            HardLink(a, b) => HardLink(a, b),
-            Char(a) => Char(a),
-            Block(a) => Block(a),
-            Fifo(a) => Fifo(a),
-            LongFile(a, b) => LongFile(a, b),
         }
     }
 
