@@ -141,7 +141,9 @@ fn updates_verify_the_signature_and_hashes_and_roll_back() {
     assert_eq!(name.trim(), "\"2.10-3\"");
 
     // A second snapshot with a changed index is a second generation.
-    let changed = PACKAGES.replace("2.10-3", "2.10-4");
+    let changed = PACKAGES
+        .replace("2.10-3", "2.10-4")
+        .replace("hello_2.10-4", "hello_2.10-3");
     archive.publish(changed.as_bytes(), changed.as_bytes());
     let second = ok(archive.rixos(root, &["channel", "--update", "debian"]));
     assert_ne!(first, second);
@@ -172,6 +174,27 @@ fn updates_verify_the_signature_and_hashes_and_roll_back() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not match the signed Release"), "{err}");
+    assert_eq!(generations(root), 2);
+
+    // A .deb whose bytes are not the ones the index names is refused by its fixed-output hash.
+    archive.publish(changed.as_bytes(), changed.as_bytes());
+    ok(archive.rixos(root, &["channel", "--update"]));
+    let pool = archive.dir.path().join("debian/pool/main/h/hello");
+    std::fs::create_dir_all(&pool).unwrap();
+    std::fs::write(pool.join("hello_2.10-3_amd64.deb"), b"not the package the index names").unwrap();
+    let out = archive.rixos(root, &["build", "<rixpkgs>", "-A", "hello.src", "--no-out-link"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("hash mismatch"), "{err}");
+    let store: Vec<String> = std::fs::read_dir(root.join("nix/store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !store.iter().any(|n| n.ends_with(".deb") && !n.ends_with(".drv")),
+        "{store:?}"
+    );
+    // The same snapshot again is the same generation.
     assert_eq!(generations(root), 2);
 
     // Rollback returns to the first snapshot.

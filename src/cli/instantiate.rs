@@ -114,6 +114,8 @@ impl ExprArgs {
                     .context("reading standard input")?;
                 Input::Stdin(s)
             }
+            // `'<rixpkgs>'` names a search path entry, as with nix-build.
+            (None, Some(f)) if f.starts_with('<') && f.ends_with('>') => Input::Expr(format!("import {f}")),
             (None, Some(f)) => Input::File(PathBuf::from(f)),
             (None, None) => Input::File(PathBuf::from("default.nix")),
         };

@@ -17,6 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use super::control::Release;
 use crate::store::hash::hex;
 use crate::store::local::LocalStore;
 use crate::store::path::StorePath;
@@ -291,8 +292,8 @@ pub fn download(url: &str, limit: u64) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Checks the clearsigned `InRelease` against the keyring with gpgv; gives the signed text.
-pub fn verify_release(in_release: &[u8], keyring: &Path) -> Result<String> {
+/// Checks the clearsigned `InRelease` against the keyring with gpgv; gives the signed Release.
+pub fn verify_release(in_release: &[u8], keyring: &Path) -> Result<Release> {
     if !keyring.exists() {
         bail!(
             "the keyring {} is missing: install Debian's debian-archive-keyring package (or set RIXOS_DEBIAN_KEYRING)",
@@ -311,55 +312,19 @@ pub fn verify_release(in_release: &[u8], keyring: &Path) -> Result<String> {
             .arg(&file),
     )
     .context("the InRelease signature does not verify against Debian's archive keyring (tampered or not Debian's)")?;
-    let text = String::from_utf8(in_release.to_vec()).context("InRelease is not UTF-8")?;
-    signed_text(&text)
-}
-
-/// The text between the clearsign header and the signature, with dash-escaping undone.
-fn signed_text(text: &str) -> Result<String> {
-    let body = text
-        .split_once("-----BEGIN PGP SIGNED MESSAGE-----")
-        .map(|(_, rest)| rest)
-        .context("InRelease is not clearsigned")?;
-    let (_, body) = body
-        .split_once("\n\n")
-        .context("InRelease has no blank line after its armor headers")?;
-    let (body, _) = body
-        .split_once("\n-----BEGIN PGP SIGNATURE-----")
-        .context("InRelease has no signature")?;
-    Ok(body
-        .lines()
-        .map(|l| l.strip_prefix("- ").unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n"))
-}
-
-/// The (sha256, size) the Release lists for `path`.
-fn listed_sha256(release: &str, path: &str) -> Option<(String, u64)> {
-    let mut in_sha256 = false;
-    for line in release.lines() {
-        if !line.starts_with(' ') {
-            in_sha256 = line.trim_end() == "SHA256:";
-            continue;
-        }
-        if in_sha256 {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let [hash, size, p] = words.as_slice() {
-                if *p == path {
-                    return Some((hash.to_string(), size.parse().ok()?));
-                }
-            }
-        }
-    }
-    None
+    let text = std::str::from_utf8(in_release).context("InRelease is not UTF-8")?;
+    Ok(Release::parse_in_release(text)?)
 }
 
 /// Downloads `name` of the release at `url`, checking size and sha256 against the signed Release.
-fn fetch_listed(url: &str, release: &str, name: &str) -> Result<Vec<u8>> {
-    let (hash, size) = listed_sha256(release, name).with_context(|| format!("the Release does not list {name}"))?;
+fn fetch_listed(url: &str, release: &Release, name: &str) -> Result<Vec<u8>> {
+    let listed = release
+        .file(name)
+        .with_context(|| format!("the Release does not list {name}"))?;
+    let (hash, size) = (&listed.sha256, listed.size);
     let data = download(&format!("{url}/{name}"), size)?;
     let got = hex(&Sha256::digest(&data));
-    if data.len() as u64 != size || got != hash {
+    if data.len() as u64 != size || &got != hash {
         bail!(
             "{url}/{name} does not match the signed Release: expected sha256 {hash} and {size} bytes, got {got} and {} bytes",
             data.len()
@@ -373,11 +338,15 @@ pub fn fetch_snapshot(store: &mut LocalStore, channel: &Channel) -> Result<Store
     let keyring = std::env::var_os("RIXOS_DEBIAN_KEYRING").map_or_else(|| PathBuf::from(KEYRING), PathBuf::from);
     let in_release = download(&format!("{}/InRelease", channel.url), MAX_RELEASE)?;
     let release = verify_release(&in_release, &keyring)?;
-    if let Some(valid_until) = field(&release, "Valid-Until") {
-        if let Some(t) = parse_release_date(&valid_until) {
-            if t < std::time::SystemTime::now() {
-                bail!("the Release expired on {valid_until} (Valid-Until); the mirror is stale");
-            }
+    if let Some(valid_until) = &release.valid_until {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if valid_until.unix < now {
+            bail!(
+                "the Release expired on {} (Valid-Until); the mirror is stale",
+                valid_until.text
+            );
         }
     }
     // The gzip index: smaller to download than the plain one, and every Debian suite has it.
@@ -386,9 +355,10 @@ pub fn fetch_snapshot(store: &mut LocalStore, channel: &Channel) -> Result<Store
     flate2::read::GzDecoder::new(&gz[..])
         .read_to_end(&mut packages)
         .with_context(|| format!("decompressing {INDEX}.gz"))?;
-    if let Some((hash, size)) = listed_sha256(&release, INDEX) {
+    if let Some(listed) = release.file(INDEX) {
+        let (hash, size) = (&listed.sha256, listed.size);
         let got = hex(&Sha256::digest(&packages));
-        if packages.len() as u64 != size || got != hash {
+        if packages.len() as u64 != size || &got != hash {
             bail!("{INDEX} decompressed from {INDEX}.gz does not match the signed Release (sha256 {hash}, got {got})");
         }
     }
@@ -406,37 +376,6 @@ pub fn fetch_snapshot(store: &mut LocalStore, channel: &Channel) -> Result<Store
     store.add_path_named(&dir, &format!("{}-channel", channel.name))
 }
 
-/// A single-line field of the Release.
-fn field(release: &str, name: &str) -> Option<String> {
-    release
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_string()))
-}
-
-/// An RFC 2822 date as Release files write them (`Sat, 01 Jun 2024 08:51:02 UTC`).
-fn parse_release_date(text: &str) -> Option<std::time::SystemTime> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, month, year, time, ..] = words.as_slice() else {
-        return None;
-    };
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = months.iter().position(|m| m == month)? as i64 + 1;
-    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
-    let hms: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + hms.first()? * 3600 + hms.get(1)? * 60 + hms.get(2).copied().unwrap_or(0);
-    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,25 +386,5 @@ mod tests {
         assert_eq!(deb822_mirrors(deb822), vec!["http://mirror.example/debian"]);
         let list = "# old style\ndeb [arch=amd64 signed-by=/k.gpg] http://a.example/debian bookworm main contrib\ndeb-src http://b.example/debian bookworm main\ndeb http://c.example/debian bullseye main\n";
         assert_eq!(one_line_mirrors(list), vec!["http://a.example/debian"]);
-    }
-
-    #[test]
-    fn the_signed_text_and_its_hashes_are_read_from_a_clearsigned_release() {
-        let text = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nSHA256:\n 0123 42 main/binary-amd64/Packages.gz\n- -dash escaped\n-----BEGIN PGP SIGNATURE-----\nxyz\n-----END PGP SIGNATURE-----\n";
-        let body = signed_text(text).unwrap();
-        assert!(body.starts_with("Origin: Debian"));
-        assert!(body.ends_with("-dash escaped"));
-        assert_eq!(
-            listed_sha256(&body, "main/binary-amd64/Packages.gz"),
-            Some(("0123".to_string(), 42))
-        );
-        assert_eq!(listed_sha256(&body, "main/binary-amd64/Packages"), None);
-    }
-
-    #[test]
-    fn release_dates_parse() {
-        let t = parse_release_date("Sat, 10 Jun 2023 08:51:02 UTC").unwrap();
-        let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        assert_eq!(secs, 1_686_387_062);
     }
 }

@@ -48,6 +48,8 @@ let
     in (if p.output == "out" then drv else drv.${p.output}) // {
       pname = p.name;
       inherit (p) version description;
+      # The .deb itself, as downloaded (a fixed-output derivation checked against the signed index).
+      src = deb p.deb;
     };
 
   # Names NixOS users expect, for packages Debian names differently. Kept small, listed here only.
