@@ -316,9 +316,12 @@ impl<'a> Compiler<'a> {
                 },
                 ast::LiteralKind::Float(f) => {
                     let text = f.syntax().text();
+                    // Out of a double's normal range (overflow, or underflow to a subnormal) is an error, as in Nix.
                     match text.parse::<f64>() {
-                        Ok(v) => Expr::Const(Value::Float(v)),
-                        Err(_) => {
+                        Ok(v) if v.is_finite() && (v == 0.0 || v.abs() >= f64::MIN_POSITIVE) => {
+                            Expr::Const(Value::Float(v))
+                        }
+                        _ => {
                             return Err(EvalError::new(ErrorKind::Eval, format!("invalid float '{text}'"), pos));
                         }
                     }

@@ -446,12 +446,14 @@ impl Evaluator {
             }
             Expr::HasAttr { expr, path } => {
                 let mut v = self.eval(expr, env)?;
-                for key in path {
+                for (i, key) in path.iter().enumerate() {
                     let name = self.attr_name(key, env, Pos::NONE)?;
                     let Value::Attrs(a) = &v else {
                         return Ok(Value::Bool(false));
                     };
                     match a.get(name).cloned() {
+                        // The last attribute's value is not needed, so not forced.
+                        Some(_) if i + 1 == path.len() => return Ok(Value::Bool(true)),
                         Some(t) => v = self.force(&t)?,
                         None => return Ok(Value::Bool(false)),
                     }
@@ -1053,18 +1055,18 @@ impl Evaluator {
             (Value::Null, Value::Null) => true,
             (Value::Bool(x), Value::Bool(y)) => x == y,
             (Value::List(x), Value::List(y)) => {
-                if Rc::ptr_eq(x, y) {
-                    return Ok(true);
-                }
                 if x.len() != y.len() {
                     return Ok(false);
                 }
                 for (p, q) in x.iter().zip(y.iter()) {
+                    // Both are forced first (an error is an error even in one shared value); then one value
+                    // shared by both sides is equal to itself, functions included.
+                    let pv = self.force(p)?;
+                    let qv = self.force(q)?;
                     if p.ptr_eq(q) {
                         continue;
                     }
-                    let p = self.force(p)?;
-                    let q = self.force(q)?;
+                    let (p, q) = (pv, qv);
                     if !self.equal(&p, &q, _pos)? {
                         return Ok(false);
                     }
@@ -1072,9 +1074,6 @@ impl Evaluator {
                 true
             }
             (Value::Attrs(x), Value::Attrs(y)) => {
-                if Rc::ptr_eq(x, y) {
-                    return Ok(true);
-                }
                 // Two derivations are equal if their outputs are.
                 if self.is_derivation(x)?
                     && self.is_derivation(y)?
@@ -1092,11 +1091,11 @@ impl Evaluator {
                     if p.name != q.name {
                         return Ok(false);
                     }
+                    let pv = self.force(&p.value)?;
+                    let qv = self.force(&q.value)?;
                     if p.value.ptr_eq(&q.value) {
                         continue;
                     }
-                    let pv = self.force(&p.value)?;
-                    let qv = self.force(&q.value)?;
                     if !self.equal(&pv, &qv, _pos)? {
                         return Ok(false);
                     }

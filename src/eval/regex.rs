@@ -164,13 +164,26 @@ pub fn prim_split(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let regex = compile(ev, &re, pos)?;
     let mut out = Vec::new();
     let mut last = 0;
-    for caps in regex.captures_iter(&s.s) {
+    // As C++'s regex iterator walks: after a match the next search starts at its end, where an empty match
+    // is allowed; only after an empty match does the search move on by a character.
+    let text = s.s.as_str();
+    let mut at = 0;
+    while at <= text.len() {
+        let Some(caps) = regex.captures_at(text, at) else { break };
         let m = caps.get(0).expect("group 0");
-        out.push(Thunk::Val(Value::str(&s.s[last..m.start()])));
+        out.push(Thunk::Val(Value::str(&text[last..m.start()])));
         out.push(Thunk::Val(groups(&caps)));
         last = m.end();
+        at = if m.is_empty() {
+            match text[m.end()..].chars().next() {
+                Some(c) => m.end() + c.len_utf8(),
+                None => break,
+            }
+        } else {
+            m.end()
+        };
     }
-    out.push(Thunk::Val(Value::str(&s.s[last..])));
+    out.push(Thunk::Val(Value::str(&text[last..])));
     Ok(Value::list(out))
 }
 

@@ -1,0 +1,4 @@
+''
+  indented ${"str"}
+  ''${not} ''' tab\t
+''

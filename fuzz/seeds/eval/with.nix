@@ -1,0 +1,1 @@
+with { a = 1; b = "two"; }; [ a b (let a = 3; in a) ]
