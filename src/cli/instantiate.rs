@@ -209,10 +209,25 @@ pub fn instantiate(root: &Path, args: &InstantiateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Downloads at once during `rixos build`, at most (and at most one per core: once fetched, each download is
+/// hashed and scanned, which is work for a core). `RIXOS_DOWNLOAD_JOBS` overrides it.
+const DOWNLOAD_JOBS: usize = 4;
+
 pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
     let request = args.expr.request(Output::Derivations, false, false)?;
     let drvs = evaluate(request, Some(root.to_path_buf()), root.to_path_buf())?;
     let mut store = LocalStore::open(root)?;
+    let wanted = drvs
+        .lines()
+        .map(StorePath::parse)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    // Downloads run ahead, a few at a time; the builds that need them follow in order.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = std::env::var("RIXOS_DOWNLOAD_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(DOWNLOAD_JOBS.min(cores));
+    store.fetch_ahead(&wanted, jobs)?;
     let mut first = true;
     for (n, drv) in drvs.lines().enumerate() {
         let drv = StorePath::parse(drv)?;

@@ -233,21 +233,28 @@ fn patch_elf(
     own: &BTreeMap<PathBuf, String>,
 ) -> Result<()> {
     let p = plan.patchelf.as_ref().expect("patching was asked for");
-    // Static and non-dynamic files (kernel modules, firmware, object files) have no dynamic section.
-    let needed = match patchelf(p, &["--print-needed"], file) {
-        Ok(n) => n,
-        Err(_) => return Ok(()),
+    // Static and non-dynamic files (kernel modules, firmware, object files) have nothing to point anywhere.
+    let (interp, dynamic) = elf_segments(file)?;
+    if !interp && !dynamic {
+        return Ok(());
+    }
+    let needed = if dynamic {
+        patchelf(p, &["--print-needed"], file).unwrap_or_default()
+    } else {
+        String::new()
     };
     let mode = std::fs::metadata(file)?.permissions().mode();
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode | 0o200))?;
-    if patchelf(p, &["--print-interpreter"], file).is_ok() {
+    // One patchelf run sets both, where both apply.
+    let mut args: Vec<String> = Vec::new();
+    if interp {
         let loader = loader.with_context(|| {
             format!(
                 "{} needs a dynamic loader, and neither libc6 nor this package has one",
                 file.display()
             )
         })?;
-        patchelf(p, &["--set-interpreter", loader], file)?;
+        args.extend(["--set-interpreter".to_string(), loader.to_string()]);
     }
     if !needed.is_empty() {
         // Keep the package's own RUNPATH entries (private library directories), moved into the store.
@@ -267,10 +274,44 @@ fn patch_elf(
                 rpath.push(s.clone());
             }
         }
-        patchelf(p, &["--set-rpath", &rpath.join(":")], file)?;
+        args.extend(["--set-rpath".to_string(), rpath.join(":")]);
+    }
+    if !args.is_empty() {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        patchelf(p, &args, file)?;
     }
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))?;
     Ok(())
+}
+
+/// Whether a 64-bit little-endian ELF file has an interpreter (PT_INTERP) and a dynamic section (PT_DYNAMIC),
+/// read from its program headers. Anything else (32-bit objects, damaged files) has neither.
+fn elf_segments(file: &Path) -> Result<(bool, bool)> {
+    const PT_DYNAMIC: u32 = 2;
+    const PT_INTERP: u32 = 3;
+    let data = std::fs::read(file)?;
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| {
+        data.get(o..o + 8)
+            .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize)
+    };
+    // ELFCLASS64, little-endian.
+    if data.get(4) != Some(&2) || data.get(5) != Some(&1) {
+        return Ok((false, false));
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return Ok((false, false));
+    };
+    let (mut interp, mut dynamic) = (false, false);
+    for i in 0..phnum {
+        let Some(kind) = u32_at(phoff.saturating_add(i.saturating_mul(phentsize))) else {
+            break;
+        };
+        interp |= kind == PT_INTERP;
+        dynamic |= kind == PT_DYNAMIC;
+    }
+    Ok((interp, dynamic))
 }
 
 /// Rewrites a `#!` line to a store interpreter; gives the interpreter left outside the store, if any.

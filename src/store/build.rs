@@ -39,14 +39,15 @@ impl LocalStore {
     /// Builds `drv_path` and everything it needs that is not valid yet; returns its outputs.
     pub fn realise(&mut self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
         let drv = self.read_derivation(drv_path)?;
+        let outputs = output_paths(&drv)?;
+        // Valid outputs need nothing else, so shared inputs are not walked again and again.
+        if self.all_valid(&outputs)? {
+            return Ok(outputs);
+        }
         for input in drv.input_drvs.keys() {
             let input = StorePath::parse(input)?;
             self.realise(&input)
                 .with_context(|| format!("building {input}, needed by {drv_path}"))?;
-        }
-        let outputs = output_paths(&drv)?;
-        if self.all_valid(&outputs)? {
-            return Ok(outputs);
         }
         // One builder per output at a time, across processes; whoever waited finds the outputs valid.
         let _locks = outputs
@@ -61,6 +62,58 @@ impl LocalStore {
         }
         self.build(drv_path, &drv, &outputs, None)?;
         Ok(outputs)
+    }
+
+    /// Downloads, `jobs` at a time, every `builtin:fetchurl` output that building `drvs` will need and that is
+    /// not valid yet (each in its own connection to the store; the usual per-output locks keep them apart).
+    /// Building then finds them valid. The first failure is reported once all downloads have ended.
+    pub fn fetch_ahead(&self, drvs: &[StorePath], jobs: usize) -> Result<()> {
+        let mut todo: Vec<StorePath> = drvs.to_vec();
+        let mut seen = std::collections::HashSet::new();
+        let mut fetches = Vec::new();
+        while let Some(drv_path) = todo.pop() {
+            if !seen.insert(drv_path.clone()) {
+                continue;
+            }
+            let drv = self.read_derivation(&drv_path)?;
+            if self.all_valid(&output_paths(&drv)?)? {
+                continue;
+            }
+            if drv.builder == "builtin:fetchurl" && drv.fixed_output().is_some() {
+                fetches.push(drv_path);
+                continue;
+            }
+            for input in drv.input_drvs.keys() {
+                todo.push(StorePath::parse(input)?);
+            }
+        }
+        fetches.sort();
+        let queue = std::sync::Mutex::new(fetches);
+        let failures = std::sync::Mutex::new(Vec::new());
+        let (root, quiet) = (self.root.clone(), self.quiet);
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.max(1) {
+                scope.spawn(|| {
+                    let mut store = match LocalStore::open(&root) {
+                        Ok(s) => s,
+                        Err(e) => return failures.lock().expect("no panics while locked").push(e),
+                    };
+                    store.quiet = quiet;
+                    loop {
+                        let Some(next) = queue.lock().expect("no panics while locked").pop() else {
+                            break;
+                        };
+                        if let Err(e) = store.realise(&next) {
+                            failures.lock().expect("no panics while locked").push(e);
+                        }
+                    }
+                });
+            }
+        });
+        match failures.into_inner().expect("threads ended").into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn read_derivation(&self, drv_path: &StorePath) -> Result<Derivation> {
@@ -328,19 +381,64 @@ fn run_builtin(
     }
 }
 
-/// Downloads `url` (http, https or file) to `target`, streaming.
+/// Attempts at a download before giving up, and the pause before the first retry (doubled each time).
+const FETCH_ATTEMPTS: u32 = 4;
+const FETCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Downloads `url` (http, https or file) to `target`, streaming. A broken transfer is retried, resuming where
+/// it stopped when the server answers a range request (and starting over when it does not).
 fn fetch_url(url: &str, target: &Path) -> Result<()> {
-    let mut file = File::create(target).with_context(|| format!("creating {}", target.display()))?;
     if let Some(path) = url.strip_prefix("file://") {
+        let mut file = File::create(target).with_context(|| format!("creating {}", target.display()))?;
         let mut source = File::open(path).with_context(|| format!("opening {path}"))?;
         std::io::copy(&mut source, &mut file)?;
         return Ok(());
     }
-    let response = ureq::get(url).call()?;
-    let mut reader = response.into_body().into_reader();
-    std::io::copy(&mut reader, &mut file)?;
-    file.sync_all()?;
-    Ok(())
+    let mut file = File::create(target).with_context(|| format!("creating {}", target.display()))?;
+    let mut done: u64 = 0;
+    let mut last_error = None;
+    for attempt in 0..FETCH_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(FETCH_BACKOFF * 2u32.pow(attempt - 1));
+        }
+        let mut request = ureq::get(url);
+        if done > 0 {
+            request = request.header("Range", &format!("bytes={done}-"));
+        }
+        let response = match request.call() {
+            Ok(r) => r,
+            Err(e @ ureq::Error::StatusCode(404)) => return Err(e.into()),
+            Err(e) => {
+                last_error = Some(anyhow::Error::from(e));
+                continue;
+            }
+        };
+        if done > 0 && response.status() != 206 {
+            // The server ignored the range: start again from the beginning.
+            file = File::create(target)?;
+            done = 0;
+        }
+        let mut reader = response.into_body().into_reader();
+        let mut buf = vec![0u8; 1 << 16];
+        let copied = (|| -> std::io::Result<()> {
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                std::io::Write::write_all(&mut file, &buf[..n])?;
+                done += n as u64;
+            }
+        })();
+        match copied {
+            Ok(()) => {
+                file.sync_all()?;
+                return Ok(());
+            }
+            Err(e) => last_error = Some(e.into()),
+        }
+    }
+    Err(last_error.expect("an attempt failed")).with_context(|| format!("after {FETCH_ATTEMPTS} attempts"))
 }
 
 /// The output paths a derivation declares.

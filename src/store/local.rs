@@ -27,7 +27,7 @@ const STAGING_PREFIX: &str = ".rixos-staging-";
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub struct LocalStore {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     db: Database,
     /// Print only errors (no "building ..." lines).
     pub quiet: bool,
