@@ -152,10 +152,10 @@ impl ExprArgs {
 
 fn evaluate(mut request: Request, store_root: Option<PathBuf>, read_root: PathBuf) -> Result<String> {
     // `<rixpkgs>` falls back to the current snapshot of the default channel.
-    if let Ok(current) = crate::pkgs::channel::Channels::new(&read_root).current() {
-        if let Some(path) = current.get(crate::pkgs::channel::DEFAULT_NAME) {
-            request.settings.fallback_search_path.push(format!("rixpkgs={path}"));
-        }
+    if let Ok(current) = crate::pkgs::channel::Channels::new(&read_root).current()
+        && let Some(path) = current.get(crate::pkgs::channel::DEFAULT_NAME)
+    {
+        request.settings.fallback_search_path.push(format!("rixpkgs={path}"));
     }
     let result = on_eval_thread(move || -> std::result::Result<String, String> {
         let io = match store_root {

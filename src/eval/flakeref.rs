@@ -583,22 +583,21 @@ fn parse_url(url: &str, lenient: bool) -> FResult<Url> {
         return Err(invalid());
     }
     let fragment_ok = |b: u8| is_pchar(b) || b == b'/' || b == b'?';
-    if let Some(f) = fragment {
-        if !valid_chars(f, fragment_ok) {
-            return Err(invalid());
-        }
+    if let Some(f) = fragment
+        && !valid_chars(f, fragment_ok)
+    {
+        return Err(invalid());
     }
-    if let Some(q) = query {
-        if !valid_chars(q, fragment_ok) {
-            return Err(invalid());
-        }
+    if let Some(q) = query
+        && !valid_chars(q, fragment_ok)
+    {
+        return Err(invalid());
     }
-    if split_scheme(scheme).1 == "file" {
-        if let Some(a) = &authority {
-            if !a.host.is_empty() {
-                return bad_url(format!("file:// URL '{url}' has unexpected authority '{}'", a.render()));
-            }
-        }
+    if split_scheme(scheme).1 == "file"
+        && let Some(a) = &authority
+        && !a.host.is_empty()
+    {
+        return bad_url(format!("file:// URL '{url}' has unexpected authority '{}'", a.render()));
     }
     let path = path.split('/').map(percent_decode).collect::<FResult<Vec<String>>>()?;
     Ok(Url {
@@ -646,34 +645,34 @@ fn fix_git_url(url: &str) -> FResult<Url> {
         }
         return Ok(Url::new("file", Some(Authority::empty()), path));
     }
-    if !url.contains("://") {
-        if let Some((host, path)) = url.split_once(':') {
-            const GIT_SCHEMES: [&str; 7] = ["ssh", "http", "https", "file", "ftp", "ftps", "git"];
-            let known = GIT_SCHEMES
-                .iter()
-                .any(|s| host == *s || host.strip_prefix("git+") == Some(s));
-            if !host.contains('/') && !known {
-                if path.is_empty() {
-                    return bad_url(format!("SCP-style Git URL '{url}' has an empty path"));
-                }
-                let (user, host) = match host.split_once('@') {
-                    Some((u, h)) => (Some(u.to_string()), h),
-                    None => (None, host),
-                };
-                let host_type = if is_ipv4(host) { HostType::IPv4 } else { HostType::Name };
-                let mut segments: Vec<String> = path.split('/').map(str::to_string).collect();
-                if !segments[0].is_empty() {
-                    segments.insert(0, String::new());
-                }
-                let authority = Authority {
-                    host_type,
-                    host: host.to_string(),
-                    user,
-                    password: None,
-                    port: None,
-                };
-                return Ok(Url::new("ssh", Some(authority), segments));
+    if !url.contains("://")
+        && let Some((host, path)) = url.split_once(':')
+    {
+        const GIT_SCHEMES: [&str; 7] = ["ssh", "http", "https", "file", "ftp", "ftps", "git"];
+        let known = GIT_SCHEMES
+            .iter()
+            .any(|s| host == *s || host.strip_prefix("git+") == Some(s));
+        if !host.contains('/') && !known {
+            if path.is_empty() {
+                return bad_url(format!("SCP-style Git URL '{url}' has an empty path"));
             }
+            let (user, host) = match host.split_once('@') {
+                Some((u, h)) => (Some(u.to_string()), h),
+                None => (None, host),
+            };
+            let host_type = if is_ipv4(host) { HostType::IPv4 } else { HostType::Name };
+            let mut segments: Vec<String> = path.split('/').map(str::to_string).collect();
+            if !segments[0].is_empty() {
+                segments.insert(0, String::new());
+            }
+            let authority = Authority {
+                host_type,
+                host: host.to_string(),
+                user,
+                password: None,
+                port: None,
+            };
+            return Ok(Url::new("ssh", Some(authority), segments));
         }
     }
     let mut parsed = parse_url(url, false)?;
@@ -956,14 +955,14 @@ impl Scheme {
                 if url.scheme != "path" {
                     return Ok(None);
                 }
-                if let Some(a) = &url.authority {
-                    if !a.host.is_empty() {
-                        return failure(format!(
-                            "path URL '{}' should not have an authority ('{}')",
-                            url.render(),
-                            a.render()
-                        ));
-                    }
+                if let Some(a) = &url.authority
+                    && !a.host.is_empty()
+                {
+                    return failure(format!(
+                        "path URL '{}' should not have an authority ('{}')",
+                        url.render(),
+                        a.render()
+                    ));
                 }
                 let mut attrs = FAttrs::new();
                 attrs.insert("type".into(), AttrVal::Str("path".into()));
@@ -1035,10 +1034,10 @@ impl Scheme {
             Scheme::File | Scheme::Tarball => {}
             Scheme::Git => {
                 maybe_bool(&attrs, "verifyCommit")?;
-                if let Some(r) = maybe_str(&attrs, "ref")? {
-                    if !is_legal_ref_name(&r) {
-                        return bad_url(format!("invalid Git branch/tag name '{r}'"));
-                    }
+                if let Some(r) = maybe_str(&attrs, "ref")?
+                    && !is_legal_ref_name(&r)
+                {
+                    return bad_url(format!("invalid Git branch/tag name '{r}'"));
                 }
                 let url = fix_git_url(&get_str(&attrs, "url")?)?.render();
                 attrs.insert("url".into(), AttrVal::Str(url));
@@ -1075,10 +1074,10 @@ impl Scheme {
             }
             Scheme::Hg => {
                 parse_url(&get_str(&attrs, "url")?, false)?;
-                if let Some(r) = maybe_str(&attrs, "ref")? {
-                    if !matches_ref_regex(&r) {
-                        return bad_url(format!("invalid Mercurial branch/tag name '{r}'"));
-                    }
+                if let Some(r) = maybe_str(&attrs, "ref")?
+                    && !matches_ref_regex(&r)
+                {
+                    return bad_url(format!("invalid Mercurial branch/tag name '{r}'"));
                 }
             }
             Scheme::Indirect => {
@@ -1290,10 +1289,10 @@ fn parse_flake_id_ref(s: &str) -> FResult<Option<FlakeRef>> {
     if !is_flake_id(id) || rest.is_some_and(|r| !matches_ref_regex(r)) {
         return Ok(None);
     }
-    if let Some(f) = fragment {
-        if !valid_chars(f, |b| is_pchar(b) || b"/? \"^".contains(&b)) {
-            return Ok(None);
-        }
+    if let Some(f) = fragment
+        && !valid_chars(f, |b| is_pchar(b) || b"/? \"^".contains(&b))
+    {
+        return Ok(None);
     }
     let url = Url::new("flake", None, main.split('/').map(str::to_string).collect());
     let input = Input::from_url(&url)?;
@@ -1380,10 +1379,10 @@ fn context_path(element: &str) -> &str {
     if let Some(rest) = element.strip_prefix('=') {
         return rest;
     }
-    if let Some(rest) = element.strip_prefix('!') {
-        if let Some((_, path)) = rest.split_once('!') {
-            return path;
-        }
+    if let Some(rest) = element.strip_prefix('!')
+        && let Some((_, path)) = rest.split_once('!')
+    {
+        return path;
     }
     element
 }

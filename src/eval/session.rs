@@ -110,28 +110,28 @@ fn evaluate(ev: &mut Evaluator, req: &Request) -> Result<String> {
         match req.output {
             Output::Value => {
                 if req.strict {
-                    ev.force_deep(&v)?;
+                    ev.force_deep(v)?;
                 }
-                out.push_str(&super::print::print_value(&v));
+                out.push_str(&super::print::print_value(v));
                 out.push('\n');
             }
             Output::Json => {
                 let mut s = String::new();
                 let mut ctx = Default::default();
-                super::json::to_json(ev, &v, Pos::NONE, &mut s, &mut ctx)?;
+                super::json::to_json(ev, v, Pos::NONE, &mut s, &mut ctx)?;
                 // nix-instantiate ends JSON output without a newline.
                 out.push_str(&s);
             }
             Output::Xml => {
                 if req.strict {
-                    ev.force_deep(&v)?;
+                    ev.force_deep(v)?;
                 }
                 let mut ctx = Default::default();
-                out.push_str(&super::xml::to_xml(ev, &v, req.location, &mut ctx, Pos::NONE)?);
+                out.push_str(&super::xml::to_xml(ev, v, req.location, &mut ctx, Pos::NONE)?);
             }
             Output::Derivations => {
                 let mut drvs = Vec::new();
-                collect_derivations(ev, &v, &mut drvs, true)?;
+                collect_derivations(ev, v, &mut drvs, true)?;
                 for d in drvs {
                     out.push_str(&d);
                     out.push('\n');

@@ -205,7 +205,8 @@ pub fn host_mirror() -> Result<String> {
             candidates.extend(deb822_mirrors(&std::fs::read_to_string(&f).unwrap_or_default()));
         }
     }
-    for f in ["/etc/apt/sources.list"] {
+    {
+        let f = "/etc/apt/sources.list";
         candidates.extend(one_line_mirrors(&std::fs::read_to_string(f).unwrap_or_default()));
     }
     candidates.into_iter().next().ok_or_else(|| {
@@ -225,17 +226,19 @@ fn deb822_mirrors(text: &str) -> Vec<String> {
             if line.starts_with('#') {
                 continue;
             }
-            if let Some((k, v)) = line.split_once(':') {
-                if !k.starts_with(' ') {
-                    fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                }
+            if let Some((k, v)) = line.split_once(':')
+                && !k.starts_with(' ')
+            {
+                fields.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
         let has = |k: &str, w: &str| fields.get(k).is_some_and(|v| v.split_whitespace().any(|x| x == w));
-        if has("types", "deb") && has("suites", DEFAULT_SUITE) && has("components", "main") {
-            if let Some(uris) = fields.get("uris") {
-                out.extend(uris.split_whitespace().map(|u| u.trim_end_matches('/').to_string()));
-            }
+        if has("types", "deb")
+            && has("suites", DEFAULT_SUITE)
+            && has("components", "main")
+            && let Some(uris) = fields.get("uris")
+        {
+            out.extend(uris.split_whitespace().map(|u| u.trim_end_matches('/').to_string()));
         }
     }
     out
@@ -260,10 +263,11 @@ fn one_line_mirrors(text: &str) -> Vec<String> {
                 }
             }
         }
-        if let [uri, suite, components @ ..] = words.as_slice() {
-            if *suite == DEFAULT_SUITE && components.contains(&"main") {
-                out.push(uri.trim_end_matches('/').to_string());
-            }
+        if let [uri, suite, components @ ..] = words.as_slice()
+            && *suite == DEFAULT_SUITE
+            && components.contains(&"main")
+        {
+            out.push(uri.trim_end_matches('/').to_string());
         }
     }
     out

@@ -197,11 +197,11 @@ fn fix_up(plan: &Plan, target: &Path, store_real: &dyn Fn(&str) -> PathBuf) -> R
             let head = &head[..n];
             if head.starts_with(b"\x7fELF") {
                 patch_elf(plan, &path, loader.as_deref(), &search, &own_logical)?;
-            } else if head.starts_with(b"#!") {
-                if let Some(left) = fix_shebang(&path, &programs)? {
-                    let rel = path.strip_prefix(target).unwrap_or(&path).display().to_string();
-                    outside.push(format!("{rel}: {left}"));
-                }
+            } else if head.starts_with(b"#!")
+                && let Some(left) = fix_shebang(&path, &programs)?
+            {
+                let rel = path.strip_prefix(target).unwrap_or(&path).display().to_string();
+                outside.push(format!("{rel}: {left}"));
             }
         }
     }
