@@ -88,9 +88,13 @@ impl LocalStore {
             }
         }
         fetches.sort();
+        let total = fetches.len();
         let queue = std::sync::Mutex::new(fetches);
         let failures = std::sync::Mutex::new(Vec::new());
+        let finished = std::sync::atomic::AtomicUsize::new(0);
         let (root, quiet) = (self.root.clone(), self.quiet);
+        // Progress: one line redrawn on a terminal, a line per download otherwise.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         std::thread::scope(|scope| {
             for _ in 0..jobs.max(1) {
                 scope.spawn(|| {
@@ -98,12 +102,25 @@ impl LocalStore {
                         Ok(s) => s,
                         Err(e) => return failures.lock().expect("no panics while locked").push(e),
                     };
-                    store.quiet = quiet;
+                    store.quiet = true;
                     loop {
                         let Some(next) = queue.lock().expect("no panics while locked").pop() else {
                             break;
                         };
-                        if let Err(e) = store.realise(&next) {
+                        let result = store.realise(&next);
+                        let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if !quiet {
+                            let name = next.name().trim_end_matches(".drv");
+                            if terminal {
+                                eprint!("\r\x1b[Kdownloaded {n}/{total}: {name}");
+                                if n == total {
+                                    eprintln!();
+                                }
+                            } else {
+                                eprintln!("downloaded {name} ({n}/{total})");
+                            }
+                        }
+                        if let Err(e) = result {
                             failures.lock().expect("no panics while locked").push(e);
                         }
                     }
