@@ -1,7 +1,7 @@
 //! Channels: named snapshots of a Debian suite, like Nix's channels. A channel is a URL (`MIRROR/dists/SUITE`);
 //! updating it downloads `InRelease`, verifies its OpenPGP signature against Debian's archive keyring (with
 //! Debian's `gpgv`), downloads the `main/binary-amd64` Packages index and checks it against the SHA256 that the
-//! signed Release lists, and stores the verified snapshot (InRelease, Packages, the compact index, the mirror
+//! signed Release lists, and stores the verified snapshot (InRelease, Packages.gz, the compact index, the mirror
 //! URL, and the `default.nix` of the package set) as one store path. The set of channels in use is a profile,
 //! `nix/var/nix/profiles/per-user/root/channels`, whose generations are text files naming each channel's store
 //! path (and referring to it, so the garbage collector keeps it); `--rollback` goes back one generation.
@@ -370,7 +370,8 @@ pub fn fetch_snapshot(store: &mut LocalStore, channel: &Channel) -> Result<Store
     let dir = stage.path().join("channel");
     std::fs::create_dir(&dir)?;
     std::fs::write(dir.join("InRelease"), &in_release)?;
-    std::fs::write(dir.join("Packages"), &packages)?;
+    // The index as downloaded (a quarter of the plain file's size); its contents were checked above.
+    std::fs::write(dir.join("Packages.gz"), &gz)?;
     let mirror = channel
         .url
         .rsplit_once("/dists/")

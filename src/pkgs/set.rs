@@ -31,7 +31,7 @@ const DEFAULT_NIX: &str = include_str!("rixpkgs.nix");
 /// Packages whose programs run scripts of other packages (`#!/bin/sh`, `#!/usr/bin/perl`, ...).
 const SCRIPT_TOOLS: &[&str] = &["dash", "bash", "perl-base"];
 
-/// Writes what a snapshot needs beside its InRelease and Packages: the compact index and `default.nix`.
+/// Writes what a snapshot needs beside its InRelease and Packages.gz: the compact index and `default.nix`.
 pub fn write_snapshot_files(dir: &Path, packages: &[u8]) -> Result<()> {
     let text = std::str::from_utf8(packages).context("the Packages index is not UTF-8")?;
     let index = Index::parse("amd64", "Packages", text).context("parsing the Packages index")?;
@@ -84,13 +84,15 @@ fn prim_index(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> crate::eval::error::
     let index = match Index::from_cache_bytes(&bytes) {
         Ok(index) => index,
         Err(cache_error) => {
-            let text = ev.io.read_file(&Path::new(&dir).join("Packages")).map_err(|e| {
+            let gz = ev.io.read_file(&Path::new(&dir).join("Packages.gz")).map_err(|e| {
                 err(
                     format!("the package index in {dir} is unusable ({cache_error}) and: {e}"),
                     pos,
                 )
             })?;
-            let text = String::from_utf8_lossy(&text);
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+                .map_err(|e| err(format!("decompressing {dir}/Packages.gz: {e}"), pos))?;
             Index::parse("amd64", "Packages", &text)
                 .map_err(|e| err(format!("the package index in {dir}: {e:#}"), pos))?
         }
