@@ -8,5 +8,6 @@ pub mod boot;
 pub mod cli;
 pub mod command;
 pub mod eval;
+pub mod modules;
 pub mod pkgs;
 pub mod store;

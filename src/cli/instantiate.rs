@@ -145,9 +145,15 @@ impl ExprArgs {
             output,
             location,
             settings,
-            extend: Some(crate::pkgs::set::install),
+            extend: Some(extend_evaluator),
         })
     }
+}
+
+/// What rixos adds to the language: the Debian package set's index, and the module system.
+fn extend_evaluator(ev: &mut crate::eval::eval::Evaluator) {
+    crate::pkgs::set::install(ev);
+    crate::modules::install(ev);
 }
 
 fn evaluate(mut request: Request, store_root: Option<PathBuf>, read_root: PathBuf) -> Result<String> {

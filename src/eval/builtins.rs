@@ -1603,6 +1603,11 @@ fn prim_find_file(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     {
         return Ok(Value::Path(path.into()));
     }
+    if ev.internal_files.contains_key(name.s.as_str()) {
+        return Ok(Value::Path(
+            format!("{}/{}", super::derivation::INTERNAL, name.s).into(),
+        ));
+    }
     eval_error(
         format!(
             "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",

@@ -320,17 +320,15 @@ pub fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Resu
 
 /// Files Nix ships inside itself, reachable as `<nix/NAME>`: gives the path `import` finds them at.
 pub fn corepkg(ev: &mut Evaluator, name: &str) -> Result<Option<String>> {
-    let source = match name {
+    ev.internal_files.entry(format!("nix/{name}")).or_insert(match name {
         "fetchurl.nix" => FETCHURL_NIX,
         _ => return Ok(None),
-    };
-    let path = format!("/«nix-internal»/{name}");
-    if !ev.imports.contains_key(Path::new(&path)) {
-        let v = ev.eval_source(source, &format!("«nix-internal»/{name}"), false, Path::new("/"))?;
-        ev.imports.insert(path.clone().into(), v);
-    }
-    Ok(Some(path))
+    });
+    Ok(Some(format!("{INTERNAL}/nix/{name}")))
 }
+
+/// Where files built into rixos (Nix's corepkgs, rixos' own Nix libraries) appear as paths.
+pub const INTERNAL: &str = "/«nix-internal»";
 
 /// `<nix/fetchurl.nix>`: a fixed-output derivation that `builtin:fetchurl` realises.
 const FETCHURL_NIX: &str = r#"

@@ -125,7 +125,10 @@ impl EvalError {
         }
         // An error raised inside a builtin is placed by the builtin's frame, as in Nix.
         let placed_by_frame = show_trace && self.trace.first().is_some_and(|f| f.pos == self.pos);
-        if !placed_by_frame {
+        // A `throw` inside rixos' built-in Nix libraries says everything itself; where it was thrown is noise.
+        let internal_throw = self.kind == ErrorKind::Throw
+            && line_column(self.pos).is_some_and(|(src, _, _)| src.name.starts_with("«nix-internal»/rixos/"));
+        if !placed_by_frame && !internal_throw {
             excerpt(&mut out, self.pos, "       ");
         }
         if let Some(hint) = hint {

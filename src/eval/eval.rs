@@ -70,6 +70,9 @@ pub struct Evaluator {
     /// Derivations written or read during this evaluation, and their hashDerivationModulo.
     pub drvs: HashMap<String, crate::store::derivation::Derivation>,
     pub drv_modulo: HashMap<String, [u8; 32]>,
+    /// Nix files built into rixos, by name (`nix/fetchurl.nix`, `rixos/lib.nix`): `<name>` finds them, and
+    /// they import each other by relative paths under `/«nix-internal»`.
+    pub internal_files: HashMap<String, &'static str>,
 }
 
 /// Symbols the evaluator looks up often.
@@ -123,6 +126,7 @@ impl Evaluator {
             syms: Syms::new(),
             drvs: HashMap::new(),
             drv_modulo: HashMap::new(),
+            internal_files: HashMap::new(),
         };
         super::builtins::install(&mut ev);
         ev
@@ -164,6 +168,21 @@ impl Evaluator {
 
     /// `import path`: evaluates a file once and remembers its value.
     pub fn import_file(&mut self, path: &str, pos: Pos) -> Result<Value> {
+        if let Some(name) = path
+            .strip_prefix(super::derivation::INTERNAL)
+            .and_then(|p| p.strip_prefix('/'))
+        {
+            if let Some(v) = self.imports.get(Path::new(path)) {
+                return Ok(v.clone());
+            }
+            let Some(source) = self.internal_files.get(name).copied() else {
+                return eval_error(format!("opening file '{path}': rixos has no such built-in file"), pos);
+            };
+            let base = Path::new(path).parent().unwrap_or(Path::new("/")).to_path_buf();
+            let v = self.eval_source(source, &format!("«nix-internal»/{name}"), false, &base)?;
+            self.imports.insert(PathBuf::from(path), v.clone());
+            return Ok(v);
+        }
         let mut file = PathBuf::from(path);
         if self.io.is_dir(&file) {
             file.push("default.nix");
