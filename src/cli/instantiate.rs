@@ -103,6 +103,27 @@ pub struct BuildArgs {
 }
 
 impl ExprArgs {
+    /// The arguments for evaluating `expr` with every default.
+    pub fn for_expr(expr: String) -> ExprArgs {
+        ExprArgs {
+            file: None,
+            expr: Some(expr),
+            attr: Vec::new(),
+            arg: Vec::new(),
+            argstr: Vec::new(),
+            include: Vec::new(),
+            show_trace: false,
+            no_show_trace: false,
+            impure: false,
+            pure_eval: false,
+            features: Vec::new(),
+            lint_absolute_path_literals: None,
+            lint_short_path_literals: None,
+            lint_url_literals: None,
+            max_call_depth: 10_000,
+        }
+    }
+
     fn request(&self, output: Output, strict: bool, location: bool) -> Result<Request> {
         let input = match (&self.expr, self.file.as_deref()) {
             (Some(e), None) => Input::Expr(e.clone()),

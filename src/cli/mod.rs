@@ -9,6 +9,7 @@ mod channel;
 mod gc;
 mod instantiate;
 mod store;
+mod system;
 
 /// Build, install and convert Linux systems the NixOS way.
 #[derive(Debug, Parser)]
@@ -34,6 +35,9 @@ pub enum Command {
     Store(store::StoreCommand),
     /// Manage the Debian channels the package set comes from (like nix-channel).
     Channel(channel::ChannelArgs),
+    /// Build systems from configuration.nix (like nixos-rebuild).
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Evaluate Nix expressions and write derivations (like nix-instantiate).
     Instantiate(instantiate::InstantiateArgs),
     /// Evaluate an expression and build the derivations it gives; link `result` to the output (like nix-build).
@@ -48,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Store(command) => command.run(&cli.store, cli.quiet),
         Command::Gc(args) => gc::run(&cli.store, &args),
         Command::Channel(args) => channel::run(&cli.store, &args),
+        Command::System(command) => command.run(&cli.store),
         Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
         Command::Build(args) => instantiate::build(&cli.store, &args),
     };

@@ -124,6 +124,10 @@ let
       config.assertions = [{ assertion = !(attrByPath from { isDefined = false; } options).isDefined; message = "The option definition `${showOption from}' no longer has any effect; please remove it.\n${why}"; }];
     };
 
+    # ---- files in the store that may name other store paths (builtins.toFile may not)
+    writeText = name: text: derivation { inherit name text; system = "x86_64-linux"; builder = "builtin:write"; };
+    writeScript = name: text: derivation { inherit name text; system = "x86_64-linux"; builder = "builtin:write"; executable = true; };
+
     # ---- types
     types = import ./types.nix { inherit lib; };
 

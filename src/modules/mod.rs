@@ -12,6 +12,21 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/lib.nix", include_str!("lib.nix")),
     ("rixos/types.nix", include_str!("types.nix")),
     ("rixos/modules.nix", include_str!("modules.nix")),
+    ("rixos/nixos/eval-config.nix", include_str!("nixos/eval-config.nix")),
+    ("rixos/nixos/module-list.nix", include_str!("nixos/module-list.nix")),
+    ("rixos/nixos/misc.nix", include_str!("nixos/misc.nix")),
+    ("rixos/nixos/boot.nix", include_str!("nixos/boot.nix")),
+    ("rixos/nixos/filesystems.nix", include_str!("nixos/filesystems.nix")),
+    ("rixos/nixos/networking.nix", include_str!("nixos/networking.nix")),
+    ("rixos/nixos/locale.nix", include_str!("nixos/locale.nix")),
+    ("rixos/nixos/zones.nix", include_str!("nixos/zones.nix")),
+    ("rixos/nixos/users.nix", include_str!("nixos/users.nix")),
+    ("rixos/nixos/environment.nix", include_str!("nixos/environment.nix")),
+    ("rixos/nixos/systemd.nix", include_str!("nixos/systemd.nix")),
+    ("rixos/nixos/openssh.nix", include_str!("nixos/openssh.nix")),
+    ("rixos/nixos/nginx.nix", include_str!("nixos/nginx.nix")),
+    ("rixos/nixos/nix-gc.nix", include_str!("nixos/nix-gc.nix")),
+    ("rixos/nixos/toplevel.nix", include_str!("nixos/toplevel.nix")),
 ];
 
 /// Makes `<rixos/lib.nix>` and `builtins.rixosNearest` available.

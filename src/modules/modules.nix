@@ -16,8 +16,16 @@ let
   where = d: if d.pos or null != null then "${d.pos.file}:${toString d.pos.line}" else d.file;
 
   # ---- module arguments
-  moduleArgs = args // specialArgs // (config._module.args or { }) // { inherit lib config options; };
-  applyModule = f: f (mapAttrs (n: _: moduleArgs.${n} or (throw "module argument `${n}' is not available")) (builtins.functionArgs f));
+  # Each argument on its own, lazily: `lib`, `config` and the special arguments never wait for `config`, so a
+  # module's shape may use `lib` (`config = lib.mkIf ...`) while only `_module.args` come from the configuration.
+  moduleArg = n:
+    if n == "lib" then lib
+    else if n == "config" then config
+    else if n == "options" then options
+    else if specialArgs ? ${n} then specialArgs.${n}
+    else if args ? ${n} then args.${n}
+    else config._module.args.${n} or (throw "module argument `${n}' is not available (not in specialArgs nor _module.args)");
+  applyModule = f: f (mapAttrs (n: _: moduleArg n) (builtins.functionArgs f));
 
   # ---- collecting the modules
   normalize = file: key: m:

@@ -31,6 +31,8 @@ let
     name = g.name;
     system = "x86_64-linux";
     builder = "builtin:unpack-deb";
+    # Raised whenever what builtin:unpack-deb makes of a package changes, so outputs are made again.
+    unpackVersion = "2";
     outputs = g.outputs;
     debs = map deb g.members;
     packages = map (m: m.name) g.members;

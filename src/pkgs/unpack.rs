@@ -120,12 +120,46 @@ pub fn build(drv: &Derivation, targets: &BTreeMap<String, PathBuf>, real: &dyn F
         super::deb::extract_data(deb, target).with_context(|| format!("unpacking {name} from {}", deb.display()))?;
         super::deb::extract_control_into(deb, &target.join("nix-support/debian"))
             .with_context(|| format!("keeping the control files of {name}"))?;
+        link_alternatives(target).with_context(|| format!("linking the alternatives of {name}"))?;
     }
     if plan.patchelf.is_none() {
         return Ok(());
     }
     for (name, _, output) in &plan.packages {
         fix_up(&plan, &targets[output], real).with_context(|| format!("making {name} self-contained"))?;
+    }
+    Ok(())
+}
+
+/// Debian's alternatives, declared: for each `update-alternatives --install LINK NAME PATH PRIORITY` the package's
+/// postinst runs, with LINK and PATH both inside the package, LINK is made a relative symlink to PATH (so vim's
+/// `bin/vim` exists beside `bin/vim.basic`). A LINK the package already has is left alone.
+fn link_alternatives(target: &Path) -> Result<()> {
+    let Ok(script) = std::fs::read_to_string(target.join("nix-support/debian/postinst")) else {
+        return Ok(());
+    };
+    for line in script.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.windows(2).position(|w| w == ["update-alternatives", "--install"]) else {
+            continue;
+        };
+        let [link, _name, path, priority, ..] = &words[at + 2..] else {
+            continue;
+        };
+        if !link.starts_with('/') || !path.starts_with('/') || priority.parse::<u32>().is_err() {
+            continue;
+        }
+        let merged = |p: &str| p.trim_start_matches("/usr").trim_start_matches('/').to_string();
+        let (link, path) = (target.join(merged(link)), target.join(merged(path)));
+        if std::fs::symlink_metadata(&link).is_ok() || !path.exists() {
+            continue;
+        }
+        // Relative, from the link's directory to the path.
+        let from = link.parent().expect("a link inside the output");
+        let up = from.strip_prefix(target).map_or(0, |r| r.components().count());
+        let rel = Path::new(&"../".repeat(up)).join(path.strip_prefix(target).expect("inside the output"));
+        std::fs::create_dir_all(from)?;
+        std::os::unix::fs::symlink(&rel, &link)?;
     }
     Ok(())
 }

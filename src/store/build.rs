@@ -369,6 +369,42 @@ fn run_builtin(
             }
             Ok(())
         }
+        "builtin:write" => {
+            // A file holding `text` (configuration files and scripts that name other store paths).
+            let target = store_dir.join(out.base_name());
+            fs::write(&target, drv.env.get("text").map_or("", String::as_str))?;
+            if drv.env.get("executable").is_some_and(|v| v == "1") {
+                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
+            }
+            Ok(())
+        }
+        "builtin:linkfarm" => {
+            // A directory of symlinks: one `PATH<TAB>TARGET` line each in `links` (the system's etc and toplevel).
+            let target = store_dir.join(out.base_name());
+            fs::create_dir(&target)?;
+            for line in drv
+                .env
+                .get("links")
+                .map_or("", String::as_str)
+                .lines()
+                .filter(|l| !l.is_empty())
+            {
+                let (rel, to) = line
+                    .split_once('\t')
+                    .with_context(|| format!("{drv_path}: link line {line:?} is not PATH<TAB>TARGET"))?;
+                let rel = Path::new(rel);
+                if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                    bail!("{drv_path}: link path {} must be relative, without '..'", rel.display());
+                }
+                let link = target.join(rel);
+                if let Some(parent) = link.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                std::os::unix::fs::symlink(to, &link)
+                    .with_context(|| format!("{drv_path}: linking {} to {to}", rel.display()))?;
+            }
+            Ok(())
+        }
         "builtin:fetchurl" => {
             let out = outputs
                 .get("out")
@@ -392,7 +428,7 @@ fn run_builtin(
         }
         other => {
             bail!(
-                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv and builtin:unpack-deb)"
+                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv, builtin:linkfarm, builtin:write and builtin:unpack-deb)"
             )
         }
     }

@@ -50,6 +50,17 @@ pub fn parse_packages(text: &str) -> Result<Vec<Package>> {
 
 /// Builds the forest at `out` (physical). `real` maps a logical store path (or a path inside one) to where it
 /// is on disk.
+/// Paths Nix's buildenv never links into a profile.
+const IGNORED: &[&str] = &[
+    "/propagated-build-inputs",
+    "/nix-support",
+    "/perllocal.pod",
+    "/info/dir",
+    "/log",
+    "/manifest.nix",
+    "/manifest.json",
+];
+
 pub fn build_profile(out: &Path, mut packages: Vec<Package>, real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
     packages.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.path.cmp(&b.path)));
     fs::create_dir_all(out)?;
@@ -84,6 +95,10 @@ impl Forest<'_> {
         for name in names {
             let name = name.to_string_lossy().into_owned();
             let src = format!("{source}/{name}");
+            // What Nix's buildenv leaves out of profiles: package metadata, not files to use.
+            if IGNORED.iter().any(|i| src.ends_with(i)) {
+                continue;
+            }
             let dst = target.join(&name);
             let src_is_dir = fs::metadata((self.real)(&src)).map(|m| m.is_dir()).unwrap_or(false);
             match fs::symlink_metadata(&dst) {

@@ -1,0 +1,59 @@
+//! `rixos system build`: a configuration.nix to its system toplevel in the store (like nixos-rebuild build).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use super::instantiate::{BuildArgs, ExprArgs, build};
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Evaluate the configuration and build the system; link `result` to it and print its store path.
+    Build(SystemBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SystemBuildArgs {
+    /// The configuration (default ./configuration.nix).
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "configuration.nix"
+    )]
+    pub config: PathBuf,
+    /// Name of the symlink to the system (default `result`).
+    #[arg(short = 'o', long = "out-link", default_value = "result")]
+    pub out_link: PathBuf,
+    /// Show the chain of evaluation frames that led to an error.
+    #[arg(long)]
+    pub show_trace: bool,
+}
+
+impl SystemCommand {
+    pub fn run(&self, root: &Path) -> Result<()> {
+        match self {
+            SystemCommand::Build(args) => {
+                let config = std::fs::canonicalize(&args.config)
+                    .with_context(|| format!("reading the configuration {}", args.config.display()))?;
+                // The check that every definition has an option comes before anything is built.
+                let expr = format!(
+                    "let r = import <rixos/nixos/eval-config.nix> {{ configuration = {}; }}; \
+                     in builtins.seq r.check r.config.system.build.toplevel",
+                    config.display()
+                );
+                let mut expr_args = ExprArgs::for_expr(expr);
+                expr_args.show_trace = args.show_trace;
+                build(
+                    root,
+                    &BuildArgs {
+                        expr: expr_args,
+                        out_link: args.out_link.clone(),
+                        no_out_link: false,
+                    },
+                )
+            }
+        }
+    }
+}

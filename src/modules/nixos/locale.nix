@@ -1,0 +1,33 @@
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib) mkOption types;
+  zones = import ./zones.nix;
+  tz = config.time.timeZone;
+in
+{
+  options = {
+    time.timeZone = mkOption { type = types.nullOr types.str; default = null; example = "Europe/Amsterdam"; description = "The time zone, as a tzdata name."; };
+    i18n.defaultLocale = mkOption { type = types.str; default = "en_US.UTF-8"; description = "The default locale."; };
+    console.keyMap = mkOption { type = types.str; default = "us"; description = "The console keyboard layout."; };
+    services.xserver = {
+      enable = mkOption { type = types.bool; default = false; description = "Whether to run the X server."; };
+      layout = mkOption { type = types.str; default = "us"; description = "The keyboard layout (also the console's)."; };
+      xkbVariant = mkOption { type = types.str; default = ""; description = "The keyboard layout variant."; };
+    };
+  };
+  config = {
+    console.keyMap = lib.mkDefault config.services.xserver.layout;
+    assertions = [{
+      assertion = tz == null || builtins.elem tz zones;
+      message = "time.timeZone `${toString tz}' is not a time zone tzdata knows${let n = builtins.rixosNearest (toString tz) zones; in if n != null then "; did you mean `${n}'?" else "."}";
+    }];
+    environment.etc = lib.optionalAttrs (tz != null) {
+      localtime.source = "${pkgs.tzdata}/share/zoneinfo/${tz}";
+      timezone.text = tz + "\n";
+    } // {
+      "locale.conf".text = "LANG=${config.i18n.defaultLocale}\n";
+      "vconsole.conf".text = "KEYMAP=${config.console.keyMap}\n";
+      "default/keyboard".text = "XKBLAYOUT=\"${config.services.xserver.layout}\"\nXKBVARIANT=\"${config.services.xserver.xkbVariant}\"\n";
+    };
+  };
+}

@@ -1,0 +1,14 @@
+[
+  ./misc.nix
+  ./boot.nix
+  ./filesystems.nix
+  ./networking.nix
+  ./locale.nix
+  ./users.nix
+  ./environment.nix
+  ./systemd.nix
+  ./openssh.nix
+  ./nginx.nix
+  ./nix-gc.nix
+  ./toplevel.nix
+]

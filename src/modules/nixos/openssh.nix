@@ -1,0 +1,44 @@
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib) mkOption mkEnableOption types;
+  cfg = config.services.openssh;
+  yesNo = b: if b then "yes" else "no";
+in
+{
+  options.services.openssh = {
+    enable = mkEnableOption "the OpenSSH server";
+    package = mkOption { type = types.package; default = pkgs.openssh-server; description = "The OpenSSH server package."; };
+    ports = mkOption { type = types.listOf types.port; default = [ 22 ]; description = "Ports sshd listens on."; };
+    openFirewall = mkOption { type = types.bool; default = true; description = "Whether to open the ports in the firewall."; };
+    settings = {
+      PermitRootLogin = mkOption { type = types.enum [ "yes" "without-password" "prohibit-password" "forced-commands-only" "no" ]; default = "prohibit-password"; description = "Whether root may log in."; };
+      PasswordAuthentication = mkOption { type = types.bool; default = true; description = "Whether passwords are accepted."; };
+    };
+    extraConfig = mkOption { type = types.lines; default = ""; description = "More sshd_config lines."; };
+  };
+  config = lib.mkIf cfg.enable {
+    users.users.sshd = { isSystemUser = true; group = "sshd"; description = "SSH privilege separation user"; home = "/var/empty"; };
+    users.groups.sshd = { };
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall cfg.ports;
+    environment.etc."ssh/sshd_config".text = ''
+      ${lib.concatMapStrings (p: "Port ${toString p}\n") cfg.ports}PermitRootLogin ${cfg.settings.PermitRootLogin}
+      PasswordAuthentication ${yesNo cfg.settings.PasswordAuthentication}
+      AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u
+      HostKey /etc/ssh/ssh_host_ed25519_key
+      UsePAM no
+      ${cfg.extraConfig}'';
+    systemd.services.sshd = {
+      description = "SSH Daemon";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" ];
+      script = ''
+        if ! [ -f /etc/ssh/ssh_host_ed25519_key ]; then
+          ${pkgs.openssh-client}/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key
+        fi
+        mkdir -p /run/sshd
+        exec ${cfg.package}/sbin/sshd -D -f /etc/ssh/sshd_config
+      '';
+      serviceConfig.Restart = "always";
+    };
+  };
+}

@@ -1,0 +1,47 @@
+# The system's toplevel: etc, sw, the kernel and its parameters, the activation script; built only when every
+# assertion holds (the failed ones are listed), after the check that every definition has an option.
+{ config, lib, pkgs, options, ... }:
+let
+  etcEntries = lib.attrValues config.environment.etc;
+  etcFile = e:
+    if e.source != null then toString e.source
+    else lib.writeText (lib.replaceStrings [ "/" ] [ "-" ] e.target) e.text;
+  linkfarm = name: links: derivation {
+    inherit name;
+    system = "x86_64-linux";
+    builder = "builtin:linkfarm";
+    links = lib.concatMapStrings (l: "${l.path}\t${l.target}\n") links;
+  };
+  etc = linkfarm "etc" (map (e: { path = e.target; target = etcFile e; }) (lib.filter (e: e.text != null || e.source != null) etcEntries));
+  sw = derivation {
+    name = "system-path";
+    system = "x86_64-linux";
+    builder = "builtin:buildenv";
+    manifest = "";
+    derivations = map (p: "true 5 1 ${p}") (lib.unique config.environment.systemPackages);
+  };
+  activate = lib.writeScript "activate" (''
+    #!${pkgs.bash}/bin/bash
+    # Activation of this system generation (stage 2 runs it before systemd).
+    set -e
+    systemConfig=@out@
+  '' + lib.concatStrings (lib.mapAttrsToList (n: s: "# ${n}\n${if lib.isString s then s else s.text}\n") config.system.activationScripts));
+  failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+  checked = x:
+    if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
+    else lib.foldr (w: acc: builtins.trace "warning: ${w}" acc) x config.warnings;
+in
+{
+  config.system.build = {
+    inherit etc sw;
+    toplevel = checked (linkfarm "${config.system.name}-system-${config.networking.hostName}" [
+      { path = "etc"; target = "${etc}/"; }
+      { path = "sw"; target = "${sw}"; }
+      { path = "activate"; target = activate; }
+      { path = "kernel"; target = "${config.boot.kernelPackages.kernel}/boot"; }
+      { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
+      { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
+      { path = "stateVersion"; target = builtins.toFile "state-version" config.system.stateVersion; }
+    ]);
+  };
+}

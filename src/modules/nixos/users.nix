@@ -1,0 +1,72 @@
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib) mkOption mkEnableOption types;
+  cfg = config.users;
+  userOpts = { name, config, ... }: {
+    options = {
+      name = mkOption { type = types.str; default = name; description = "The user's name."; };
+      uid = mkOption { type = types.nullOr types.int; default = null; description = "The user id; chosen when null."; };
+      group = mkOption { type = types.str; default = if config.isNormalUser then "users" else "nogroup"; description = "The primary group."; };
+      extraGroups = mkOption { type = types.listOf types.str; default = [ ]; description = "Other groups."; };
+      description = mkOption { type = types.str; default = ""; description = "The full name (GECOS)."; };
+      home = mkOption { type = types.str; default = if config.isNormalUser then "/home/${name}" else "/var/empty"; description = "The home directory."; };
+      createHome = mkOption { type = types.bool; default = config.isNormalUser; description = "Whether to create the home directory."; };
+      shell = mkOption { type = types.either types.package types.str; default = if config.isNormalUser then "${pkgs.bash}/bin/bash" else "/run/current-system/sw/bin/nologin"; description = "The login shell."; };
+      isNormalUser = mkEnableOption "a normal (human) user: uid from 1000, group users, a home";
+      isSystemUser = mkEnableOption "a system user: uid below 1000";
+      hashedPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password's hash (crypt(3))."; };
+      initialPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password set when the user is created."; };
+      openssh.authorizedKeys.keys = mkOption { type = types.listOf types.singleLineStr; default = [ ]; description = "Public keys that may log in as this user."; };
+    };
+  };
+  groupOpts = { name, ... }: {
+    options.name = mkOption { type = types.str; default = name; description = "The group's name."; };
+    options.gid = mkOption { type = types.nullOr types.int; default = null; description = "The group id; chosen when null."; };
+    options.members = mkOption { type = types.listOf types.str; default = [ ]; description = "Members besides those naming it in extraGroups."; };
+  };
+
+  users = lib.attrValues cfg.users;
+  # Stable ids: the given ones, then normal users from 1000 and system users from 999 down, by name.
+  assignIds = from: step: taken: names:
+    (lib.foldl' (acc: n:
+      let next = lib.findFirst (i: !builtins.elem i (taken ++ acc.used)) 0 (lib.genList (i: from + step * i) 1000);
+      in { used = acc.used ++ [ next ]; ids = acc.ids // { ${n} = next; }; }) { used = [ ]; ids = { }; } names).ids;
+  givenUids = lib.filter (x: x != null) (map (u: u.uid) users);
+  normalIds = assignIds 1000 1 givenUids (map (u: u.name) (lib.filter (u: u.uid == null && u.isNormalUser) users));
+  systemIds = assignIds 999 (-1) givenUids (map (u: u.name) (lib.filter (u: u.uid == null && !u.isNormalUser) users));
+  uidOf = u: if u.uid != null then u.uid else normalIds.${u.name} or systemIds.${u.name};
+
+  groupNames = lib.unique (lib.attrNames cfg.groups ++ concatMapList (u: [ u.group ] ++ u.extraGroups) users);
+  concatMapList = f: l: lib.concatLists (map f l);
+  givenGids = { root = 0; wheel = 1; users = 100; nogroup = 65534; } // lib.mapAttrs (_: g: g.gid) (lib.filterAttrs (_: g: g.gid != null) cfg.groups);
+  gidNames = lib.filter (g: !(givenGids ? ${g})) groupNames;
+  autoGids = assignIds 999 (-1) (lib.attrValues givenGids ++ [ 0 ]) gidNames;
+  gidOf = g: givenGids.${g} or autoGids.${g};
+  membersOf = g: lib.unique ((cfg.groups.${g}.members or [ ]) ++ map (u: u.name) (lib.filter (u: builtins.elem g u.extraGroups) users));
+
+  shellOf = u: toString u.shell;
+  passwd = lib.concatMapStrings (u: "${u.name}:x:${toString (uidOf u)}:${toString (gidOf u.group)}:${u.description}:${u.home}:${shellOf u}\n")
+    ([ { name = "root"; uid = 0; group = "root"; description = "System administrator"; home = "/root"; shell = "${pkgs.bash}/bin/bash"; isNormalUser = false; } ] ++ users);
+  group = lib.concatMapStrings (g: "${g}:x:${toString (gidOf g)}:${lib.concatStringsSep "," (membersOf g)}\n") ([ "root" ] ++ lib.filter (g: g != "root") groupNames);
+in
+{
+  options.users = {
+    mutableUsers = mkOption { type = types.bool; default = true; description = "Whether users and passwords may be changed outside the configuration."; };
+    users = mkOption { type = types.attrsOf (types.submodule userOpts); default = { }; description = "User accounts, by name."; };
+    groups = mkOption { type = types.attrsOf (types.submodule groupOpts); default = { }; description = "Groups, by name."; };
+  };
+  options.security.sudo = {
+    enable = mkOption { type = types.bool; default = true; description = "Whether to let members of wheel use sudo."; };
+    wheelNeedsPassword = mkOption { type = types.bool; default = true; description = "Whether wheel members must type their password for sudo."; };
+    extraRules = mkOption { type = types.listOf types.attrs; default = [ ]; description = "Further sudoers rules."; };
+  };
+  config = {
+    assertions = map (u: { assertion = !(u.isNormalUser && u.isSystemUser); message = "users.users.${u.name}: isNormalUser and isSystemUser cannot both be set."; }) users;
+    environment.etc.passwd.text = passwd;
+    environment.etc.group.text = group;
+    environment.etc.sudoers = lib.mkIf config.security.sudo.enable {
+      text = "root ALL=(ALL:ALL) SETENV: ALL\n%wheel ALL=(ALL:ALL) ${lib.optionalString (!config.security.sudo.wheelNeedsPassword) "NOPASSWD: "}SETENV: ALL\n";
+      mode = "0440";
+    };
+  };
+}

@@ -1,0 +1,141 @@
+//! `rixos system build` on ../shared/configs: the seed configuration builds a toplevel whose etc and sw hold
+//! what the configuration asks for, and every configuration in errors/ fails with each of its
+//! `# expect-error:` texts in the output, building nothing. Needs the network to the Debian mirror.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/configs")
+}
+
+struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    fn rixos(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rixos"))
+            .arg("--store")
+            .arg(&self.root)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    }
+
+    /// The physical file behind a logical store path (following the links inside the toplevel).
+    fn real(&self, path: &Path) -> PathBuf {
+        let mut p = path.to_path_buf();
+        for _ in 0..8 {
+            match std::fs::read_link(&p) {
+                Ok(t) if t.starts_with("/nix/store") => p = self.root.join(t.strip_prefix("/").unwrap()),
+                Ok(t) => p = p.parent().unwrap().join(t),
+                Err(_) => break,
+            }
+        }
+        p
+    }
+}
+
+#[test]
+fn the_seed_builds_and_the_error_configurations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store {
+        root: dir.path().join("store"),
+    };
+    let out = store.rixos(dir.path(), &["channel", "--update"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let seed = configs().join("seed/configuration.nix");
+    let out = store.rixos(
+        dir.path(),
+        &["system", "build", "-c", seed.to_str().unwrap(), "-o", "result"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.trim().ends_with("-rixos-system-mymachine"), "{printed}");
+    let top = dir.path().join("result");
+    let etc = |name: &str| store.real(&store.real(&top.join("etc")).join(name));
+    let read = |name: &str| std::fs::read_to_string(etc(name)).unwrap_or_else(|e| panic!("etc/{name}: {e}"));
+
+    assert_eq!(read("hostname"), "mymachine\n");
+    let localtime = std::fs::read_link(store.real(&top.join("etc")).join("localtime")).unwrap();
+    assert!(
+        localtime
+            .to_string_lossy()
+            .ends_with("/share/zoneinfo/Europe/Amsterdam"),
+        "{localtime:?}"
+    );
+    assert!(etc("localtime").exists(), "the zone file is in the store");
+    let passwd = read("passwd");
+    assert!(passwd.lines().any(|l| l.starts_with("myuser:x:1000:")), "{passwd}");
+    let group = read("group");
+    for g in ["wheel", "networkmanager"] {
+        let line = group
+            .lines()
+            .find(|l| l.starts_with(&format!("{g}:")))
+            .unwrap_or_else(|| panic!("{group}"));
+        assert!(line.ends_with(":myuser") || line.contains("myuser"), "{line}");
+    }
+    let sshd = read("systemd/system/sshd.service");
+    assert!(sshd.contains("WantedBy=multi-user.target"), "{sshd}");
+    let start = sshd
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("sshd has ExecStart");
+    let script = std::fs::read_to_string(store.root.join(start.trim_start_matches('/'))).unwrap();
+    assert!(script.contains("/sbin/sshd -D -f /etc/ssh/sshd_config"), "{script}");
+    assert!(read("ssh/sshd_config").contains("Port 22"));
+    let nginx = read("nginx/nginx.conf");
+    assert!(
+        nginx.contains("server_name a.example;") && nginx.contains("server_name b.example;"),
+        "{nginx}"
+    );
+    assert!(
+        nginx.contains("root /var/www/a;") && nginx.contains("root /var/www/b;"),
+        "{nginx}"
+    );
+    let timer = read("systemd/system/rixos-gc.timer");
+    assert!(timer.contains("OnCalendar=weekly"), "{timer}");
+    let gc = read("systemd/system/rixos-gc.service");
+    let start = gc
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the gc service has ExecStart");
+    let script = std::fs::read_to_string(store.root.join(start.trim_start_matches('/'))).unwrap();
+    assert!(script.contains("rixos gc --delete-older-than 30d"), "{script}");
+    let sw = store.real(&top.join("sw"));
+    for program in ["vim", "git", "curl"] {
+        assert!(store.real(&sw.join("bin").join(program)).exists(), "sw/bin/{program}");
+    }
+
+    for entry in std::fs::read_dir(configs().join("errors")).unwrap() {
+        let file = entry.unwrap().path();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect-error: "))
+            .collect();
+        assert!(!expected.is_empty(), "{} names no expected error", file.display());
+        let out = store.rixos(
+            dir.path(),
+            &["system", "build", "-c", file.to_str().unwrap(), "-o", "refused"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} built", file.display());
+        for e in expected {
+            assert!(
+                stderr.contains(e),
+                "{}: the error lacks {e:?}:\n{stderr}",
+                file.display()
+            );
+        }
+        assert!(
+            !stderr.contains("building '"),
+            "{}: something was built:\n{stderr}",
+            file.display()
+        );
+        assert!(std::fs::symlink_metadata(dir.path().join("refused")).is_err());
+    }
+}
