@@ -26,7 +26,7 @@ fn module_semantics() {
             .filter_map(|l| l.strip_prefix("# expect-error: "))
             .collect();
         assert!(
-            expect.is_some() != !errors.is_empty(),
+            expect.is_some() == errors.is_empty(),
             "{}: give either expect or expect-error",
             file.display()
         );
