@@ -64,3 +64,44 @@ fn module_semantics() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
     assert!(files.len() >= 15);
 }
+
+#[test]
+fn options_are_searchable_without_a_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let rixos = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rixos"))
+            .arg("--store")
+            .arg(dir.path().join("store"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = rixos(&["options", "hostName"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("networking.hostName\n"), "{text}");
+    assert!(
+        text.contains("type: string") && text.contains("default: \"rixos\""),
+        "{text}"
+    );
+    let out = rixos(&["options", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "services.openssh.enable",
+        "users.users.<name>.uid",
+        "services.nginx.virtualHosts.<name>.root",
+    ] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    let html = dir.path().join("html");
+    assert!(rixos(&["options", "--html", html.to_str().unwrap()]).status.success());
+    let page = std::fs::read_to_string(html.join("index.html")).unwrap();
+    assert!(page.contains("\"networking.hostName\"") && page.contains("addEventListener(\"input\""));
+    assert!(!rixos(&["options", "no-such-option-anywhere"]).status.success());
+}

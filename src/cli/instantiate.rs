@@ -236,6 +236,12 @@ pub fn instantiate(root: &Path, args: &InstantiateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Evaluates `expr` (strictly, nothing written) and gives its JSON.
+pub fn evaluate_json(root: &Path, expr: ExprArgs) -> Result<String> {
+    let request = expr.request(Output::Json, true, false)?;
+    evaluate(request, None, root.to_path_buf())
+}
+
 /// Downloads at once during `rixos build`, at most (and at most one per core: once fetched, each download is
 /// hashed and scanned, which is work for a core). `RIXOS_DOWNLOAD_JOBS` overrides it.
 const DOWNLOAD_JOBS: usize = 4;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod channel;
 mod gc;
 mod instantiate;
+mod options;
 mod store;
 mod system;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Store(store::StoreCommand),
     /// Manage the Debian channels the package set comes from (like nix-channel).
     Channel(channel::ChannelArgs),
+    /// Search the options of the system configuration; `--json` prints them all, `--html DIR` writes a page.
+    Options(options::OptionsArgs),
     /// Build systems from configuration.nix (like nixos-rebuild).
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => gc::run(&cli.store, &args),
         Command::Channel(args) => channel::run(&cli.store, &args),
         Command::System(command) => command.run(&cli.store),
+        Command::Options(args) => options::run(&cli.store, &args),
         Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
         Command::Build(args) => instantiate::build(&cli.store, &args),
     };

@@ -27,6 +27,7 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/nginx.nix", include_str!("nixos/nginx.nix")),
     ("rixos/nixos/nix-gc.nix", include_str!("nixos/nix-gc.nix")),
     ("rixos/nixos/toplevel.nix", include_str!("nixos/toplevel.nix")),
+    ("rixos/nixos/options-doc.nix", include_str!("nixos/options-doc.nix")),
 ];
 
 /// Makes `<rixos/lib.nix>` and `builtins.rixosNearest` available.

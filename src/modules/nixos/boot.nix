@@ -2,7 +2,7 @@
 let inherit (lib) mkOption mkEnableOption types; in
 {
   options.boot = {
-    kernelPackages = mkOption { type = types.attrs; default = { kernel = pkgs.linux-image-amd64; }; description = "The kernel and its modules (`kernel` is the package)."; };
+    kernelPackages = mkOption { type = types.attrs; default = { kernel = pkgs.linux-image-amd64; }; defaultText = lib.literalExpression "{ kernel = pkgs.linux-image-amd64; }"; description = "The kernel and its modules (`kernel` is the package)."; };
     kernelParams = mkOption { type = types.listOf types.str; default = [ ]; description = "Parameters added to the kernel command line."; };
     kernelModules = mkOption { type = types.listOf types.str; default = [ ]; description = "Modules loaded in the second stage of boot."; };
     initrd.availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; description = "Modules the initrd carries and loads when hardware needs them."; };

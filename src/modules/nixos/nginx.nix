@@ -35,7 +35,7 @@ in
 {
   options.services.nginx = {
     enable = mkEnableOption "the nginx web server";
-    package = mkOption { type = types.package; default = pkgs.nginx; description = "The nginx package."; };
+    package = mkOption { type = types.package; default = pkgs.nginx; defaultText = lib.literalExpression "pkgs.nginx"; description = "The nginx package."; };
     user = mkOption { type = types.str; default = "nginx"; description = "The user nginx's workers run as."; };
     group = mkOption { type = types.str; default = "nginx"; description = "Their group."; };
     virtualHosts = mkOption { type = types.attrsOf (types.submodule vhostOpts); default = { }; description = "Virtual hosts, by name."; };

@@ -7,7 +7,7 @@ in
 {
   options.services.openssh = {
     enable = mkEnableOption "the OpenSSH server";
-    package = mkOption { type = types.package; default = pkgs.openssh-server; description = "The OpenSSH server package."; };
+    package = mkOption { type = types.package; default = pkgs.openssh-server; defaultText = lib.literalExpression "pkgs.openssh-server"; description = "The OpenSSH server package."; };
     ports = mkOption { type = types.listOf types.port; default = [ 22 ]; description = "Ports sshd listens on."; };
     openFirewall = mkOption { type = types.bool; default = true; description = "Whether to open the ports in the firewall."; };
     settings = {

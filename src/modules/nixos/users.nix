@@ -11,7 +11,7 @@ let
       description = mkOption { type = types.str; default = ""; description = "The full name (GECOS)."; };
       home = mkOption { type = types.str; default = if config.isNormalUser then "/home/${name}" else "/var/empty"; description = "The home directory."; };
       createHome = mkOption { type = types.bool; default = config.isNormalUser; description = "Whether to create the home directory."; };
-      shell = mkOption { type = types.either types.package types.str; default = if config.isNormalUser then "${pkgs.bash}/bin/bash" else "/run/current-system/sw/bin/nologin"; description = "The login shell."; };
+      shell = mkOption { type = types.either types.package types.str; default = if config.isNormalUser then "${pkgs.bash}/bin/bash" else "/run/current-system/sw/bin/nologin"; defaultText = lib.literalExpression "bash for normal users, nologin for others"; description = "The login shell."; };
       isNormalUser = mkEnableOption "a normal (human) user: uid from 1000, group users, a home";
       isSystemUser = mkEnableOption "a system user: uid below 1000";
       hashedPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password's hash (crypt(3))."; };
