@@ -105,6 +105,11 @@ fn the_seed_builds_and_the_error_configurations_are_refused() {
         .expect("the gc service has ExecStart");
     let script = std::fs::read_to_string(store.root.join(start.trim_start_matches('/'))).unwrap();
     assert!(script.contains("rixos gc --delete-older-than 30d"), "{script}");
+    // The toplevel carries the real kernel (not Debian's metapackage) and its parameters.
+    let kernel = std::fs::read_link(top.join("kernel")).unwrap();
+    assert!(kernel.to_string_lossy().contains("/boot/vmlinuz-"), "{kernel:?}");
+    assert!(store.real(&top.join("kernel")).is_file(), "{kernel:?}");
+    assert!(store.real(&top.join("kernel-params")).is_file());
     let sw = store.real(&top.join("sw"));
     for program in ["vim", "git", "curl"] {
         assert!(store.real(&sw.join("bin").join(program)).exists(), "sw/bin/{program}");

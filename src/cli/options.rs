@@ -130,7 +130,10 @@ function show(q) {
     '</div><div class="m">type: ' + esc(o.type) + (o.default !== null ? ' · default: ' + esc(o.default) : '') +
     (o.example !== null ? ' · example: ' + esc(o.example) : '') + '</div></div>').join("");
 }
-document.getElementById("q").addEventListener("input", e => show(e.target.value));
-show("");
+const box = document.getElementById("q");
+box.addEventListener("input", e => show(e.target.value));
+// A search can be linked to: index.html?q=hostName
+box.value = new URLSearchParams(location.search).get("q") || "";
+show(box.value);
 </script></body></html>
 "#;

@@ -50,6 +50,8 @@ let
     in (if p.output == "out" then drv else drv.${p.output}) // {
       pname = p.name;
       inherit (p) version description;
+      # The Debian packages this one's group depends on, by name (a metapackage's real package, say).
+      debDepends = p.group.depends;
       # The .deb itself, as downloaded (a fixed-output derivation checked against the signed index).
       src = deb p.deb;
     };

@@ -26,6 +26,7 @@ let
     set -e
     systemConfig=@out@
   '' + lib.concatStrings (lib.mapAttrsToList (n: s: "# ${n}\n${if lib.isString s then s else s.text}\n") config.system.activationScripts));
+  kernel = config.boot.kernelPackages.kernel;
   failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   checked = x:
     if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
@@ -38,7 +39,8 @@ in
       { path = "etc"; target = "${etc}/"; }
       { path = "sw"; target = "${sw}"; }
       { path = "activate"; target = activate; }
-      { path = "kernel"; target = "${config.boot.kernelPackages.kernel}/boot"; }
+      { path = "kernel"; target = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}"; }
+      { path = "kernel-modules"; target = "${kernel}/lib/modules"; }
       { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
       { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
       { path = "stateVersion"; target = builtins.toFile "state-version" config.system.stateVersion; }
