@@ -104,4 +104,27 @@ fn options_are_searchable_without_a_channel() {
     let page = std::fs::read_to_string(html.join("index.html")).unwrap();
     assert!(page.contains("\"networking.hostName\"") && page.contains("addEventListener(\"input\""));
     assert!(!rixos(&["options", "no-such-option-anywhere"]).status.success());
+
+    // In a browser, a search narrows the list: Debian's Chromium, headless, runs the page's script.
+    let url = format!("file://{}?q=hostName", html.join("index.html").display());
+    let dom = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", dir.path().join("chromium").display()))
+        .arg(&url)
+        .output()
+        .expect("chromium (Debian's package: run scripts/setup)");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains(&format!("1 of {} options", names.len())), "{dom}");
+    assert!(dom.contains("<div class=\"n\">networking.hostName</div>"), "{dom}");
 }
