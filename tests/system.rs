@@ -110,6 +110,8 @@ fn the_seed_builds_and_the_error_configurations_are_refused() {
     assert!(kernel.to_string_lossy().contains("/boot/vmlinuz-"), "{kernel:?}");
     assert!(store.real(&top.join("kernel")).is_file(), "{kernel:?}");
     assert!(store.real(&top.join("kernel-params")).is_file());
+    let init = std::fs::read_to_string(store.real(&top.join("init"))).unwrap();
+    assert!(init.contains("/lib/systemd/systemd"), "{init}");
     let sw = store.real(&top.join("sw"));
     for program in ["vim", "git", "curl"] {
         assert!(store.real(&sw.join("bin").join(program)).exists(), "sw/bin/{program}");

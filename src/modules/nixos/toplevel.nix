@@ -24,9 +24,17 @@ let
     #!${pkgs.bash}/bin/bash
     # Activation of this system generation (stage 2 runs it before systemd).
     set -e
-    systemConfig=@out@
+    systemConfig=''${0%/activate}
   '' + lib.concatStrings (lib.mapAttrsToList (n: s: "# ${n}\n${if lib.isString s then s else s.text}\n") config.system.activationScripts));
   kernel = config.boot.kernelPackages.kernel;
+  # Stage 2: activate this generation, then hand over to systemd (stage 1, the initrd, is the boot issue's).
+  init = lib.writeScript "init" ''
+    #!${pkgs.bash}/bin/bash
+    # Run as the toplevel's `init` (init=/nix/store/...-system/init): the toplevel is where it was found.
+    systemConfig=''${0%/init}
+    "$systemConfig/activate"
+    exec ${pkgs.systemd}/lib/systemd/systemd "$@"
+  '';
   failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   checked = x:
     if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
@@ -39,6 +47,8 @@ in
       { path = "etc"; target = "${etc}/"; }
       { path = "sw"; target = "${sw}"; }
       { path = "activate"; target = activate; }
+      { path = "init"; target = init; }
+      { path = "rixos-version"; target = builtins.toFile "rixos-version" "${config.system.name} ${config.system.stateVersion}"; }
       { path = "kernel"; target = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}"; }
       { path = "kernel-modules"; target = "${kernel}/lib/modules"; }
       { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
