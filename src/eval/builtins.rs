@@ -222,29 +222,10 @@ pub fn install(ev: &mut Evaluator) {
     *builtins_cell.state.borrow_mut() = super::value::ThunkState::Done(builtins.clone());
 
     let Value::Attrs(b) = &builtins else { unreachable!() };
-    let global_names = [
-        "abort",
-        "baseNameOf",
-        "break",
-        "derivationStrict",
-        "dirOf",
-        "false",
-        "fetchGit",
-        "fetchMercurial",
-        "fetchTarball",
-        "fetchTree",
-        "fromTOML",
-        "import",
-        "isNull",
-        "map",
-        "null",
-        "placeholder",
-        "removeAttrs",
-        "scopedImport",
-        "throw",
-        "toString",
-        "true",
-    ];
+    // The globals are the names the parser knows in every scope, less the two defined below.
+    let global_names = super::parse::GLOBALS
+        .iter()
+        .filter(|n| !matches!(**n, "builtins" | "derivation"));
     for name in global_names {
         let v = b.get_str(name).and_then(Thunk::value_if_forced).expect("a builtin");
         ev.globals.insert(Sym::new(name), v);

@@ -20,7 +20,7 @@ pub struct ParseError {
 }
 
 /// Names every scope defines: the constants and the builtins Nix puts in the global scope.
-const GLOBALS: &[&str] = &[
+pub(crate) const GLOBALS: &[&str] = &[
     "abort",
     "baseNameOf",
     "break",
