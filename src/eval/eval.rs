@@ -142,12 +142,14 @@ impl Evaluator {
         scoped: Option<Vec<Sym>>,
     ) -> Result<&'static Expr> {
         let scope_names: Vec<&str> = scoped.iter().flatten().map(|s| s.as_str()).collect();
-        let root = super::parse::parse_in_scope(text, name, &scope_names).map_err(|e| {
-            let file = super::error::add_source(name.to_string(), normalize_newlines(text), is_file);
-            let offset = offset_of(&normalize_newlines(text), e.line, e.column);
+        // Positions are offsets into the text as the parser sees it (lines ending in LF only).
+        let text = normalize_newlines(text);
+        let root = super::parse::parse_in_scope(&text, name, &scope_names).map_err(|e| {
+            let offset = offset_of(&text, e.line, e.column);
+            let file = super::error::add_source(name.to_string(), text.clone(), is_file);
             EvalError::new(ErrorKind::Eval, e.message, Pos { file, offset })
         })?;
-        let file = super::error::add_source(name.to_string(), normalize_newlines(text), is_file);
+        let file = super::error::add_source(name.to_string(), text, is_file);
         let home = std::env::var("HOME").ok();
         let ctx = CompileContext {
             file,
@@ -365,54 +367,19 @@ impl Evaluator {
                 eval_error(format!("undefined variable '{name}'"), *pos)
             }
             Expr::Str(parts, pos) => {
-                let mut s = String::new();
-                let mut ctx = Context::new();
-                for part in parts {
-                    match part {
-                        StrPart::Lit(l) => s.push_str(l),
-                        StrPart::Expr(e) => {
-                            let v = self.eval(e, env)?;
-                            let c = self.coerce_to_string(
-                                &v,
-                                *pos,
-                                Coerce {
-                                    more: false,
-                                    copy: true,
-                                },
-                            )?;
-                            s.push_str(&c.s);
-                            ctx.extend(c.ctx.iter().cloned());
-                        }
-                    }
-                }
-                Ok(Value::str_ctx(s, ctx))
+                let c = self.interpolate(parts, env, *pos, true)?;
+                Ok(Value::str_ctx(c.s, c.ctx))
             }
             Expr::PathInterp(parts, pos) => {
-                let mut s = String::new();
-                for part in parts {
-                    match part {
-                        StrPart::Lit(l) => s.push_str(l),
-                        StrPart::Expr(e) => {
-                            let v = self.eval(e, env)?;
-                            let c = self.coerce_to_string(
-                                &v,
-                                *pos,
-                                Coerce {
-                                    more: false,
-                                    copy: false,
-                                },
-                            )?;
-                            if !c.ctx.is_empty() {
-                                return eval_error(
-                                    "a string that refers to a store path cannot be appended to a path",
-                                    *pos,
-                                );
-                            }
-                            s.push_str(&c.s);
-                        }
-                    }
+                // Paths are concatenated as they are (not copied), and may not name store paths.
+                let c = self.interpolate(parts, env, *pos, false)?;
+                if !c.ctx.is_empty() {
+                    return eval_error(
+                        "a string that refers to a store path cannot be appended to a path",
+                        *pos,
+                    );
                 }
-                Ok(Value::Path(canon_path(&s).into()))
+                Ok(Value::Path(canon_path(&c.s).into()))
             }
             Expr::Attrs(def, pos) => self.attrs(def, env, *pos),
             Expr::List(items) => {
@@ -530,6 +497,24 @@ impl Evaluator {
             }
             Expr::CurPos(pos) => Ok(self.pos_attrs(*pos)),
         }
+    }
+
+    /// The parts of an interpolated string or path, concatenated with their contexts; `copy` copies
+    /// interpolated paths into the store (strings) or keeps them as they are (paths).
+    fn interpolate(&mut self, parts: &'static [StrPart], env: &Rc<Env>, pos: Pos, copy: bool) -> Result<NixStr> {
+        let mut out = NixStr::default();
+        for part in parts {
+            match part {
+                StrPart::Lit(l) => out.s.push_str(l),
+                StrPart::Expr(e) => {
+                    let v = self.eval(e, env)?;
+                    let c = self.coerce_to_string(&v, pos, Coerce { more: false, copy })?;
+                    out.s.push_str(&c.s);
+                    out.ctx.extend(c.ctx);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `{ file, line, column }` for a position, or null when there is none.

@@ -167,31 +167,32 @@ impl EvalIo for StoreIo {
     ) -> Result<String> {
         // A symlink at the top is followed: the store gets what it points at.
         let real = std::fs::canonicalize(self.real(path)).with_context(|| format!("reading {}", path.display()))?;
-        let staged;
-        let source: &Path = match only {
+        // A filtered tree is staged first; the temporary directory lives as long as `staged`.
+        let staged = match only {
             Some(only) => {
-                staged = tempfile::tempdir()?;
-                let dst = staged.path().join("x");
+                let dir = tempfile::tempdir()?;
+                let dst = dir.path().join("x");
                 copy_filtered(&real, &dst, Path::new(""), only)?;
-                // The tempdir lives until the end of this function.
-                Box::leak(Box::new(dst)).as_path()
+                Some((dir, dst))
             }
-            None => &real,
+            None => None,
         };
+        let source: &Path = staged.as_ref().map_or(real.as_path(), |(_, dst)| dst.as_path());
         if !recursive {
+            // A flat add is a fixed-output path over the file's bytes; the store has no way to take one yet.
+            if self.store.is_some() {
+                anyhow::bail!(
+                    "adding {} with recursive = false to the store is not supported yet (computing its path is)",
+                    path.display()
+                );
+            }
             let bytes = std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
-            let digest = sha256(&bytes);
             let sp = crate::store::path::fixed_output_path(
                 name,
                 crate::store::path::FileIngestion::Flat,
                 "sha256",
-                &digest,
+                &sha256(&bytes),
             )?;
-            if let Some(store) = &mut self.store {
-                // A flat file goes in as a fixed-output path; write it as a text of no references when
-                // the store cannot take flat adds. Only recursive adds are used by path literals.
-                let _ = store;
-            }
             return Ok(sp.to_string());
         }
         match &mut self.store {

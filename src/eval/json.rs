@@ -74,19 +74,8 @@ fn to_json_inner(ev: &mut Evaluator, v: &Value, pos: Pos, out: &mut String, ctx:
             json_string(out, &s.s);
             Ok(())
         }
-        Value::Path(_) => {
-            let s = ev.coerce_to_string(
-                v,
-                pos,
-                Coerce {
-                    more: false,
-                    copy: true,
-                },
-            )?;
-            ctx.extend(s.ctx);
-            json_string(out, &s.s);
-            Ok(())
-        }
+        // A path is copied to the store and written as its store path.
+        Value::Path(_) => coerced_string(ev, v, pos, out, ctx),
         Value::List(items) => {
             out.push('[');
             for (i, t) in items.iter().enumerate() {
@@ -101,17 +90,7 @@ fn to_json_inner(ev: &mut Evaluator, v: &Value, pos: Pos, out: &mut String, ctx:
         }
         Value::Attrs(a) => {
             if a.get(ev.syms.to_string).is_some() {
-                let s = ev.coerce_to_string(
-                    v,
-                    pos,
-                    Coerce {
-                        more: false,
-                        copy: true,
-                    },
-                )?;
-                ctx.extend(s.ctx);
-                json_string(out, &s.s);
-                return Ok(());
+                return coerced_string(ev, v, pos, out, ctx);
             }
             if let Some(p) = a.get(ev.syms.out_path) {
                 let p = p.clone();
@@ -135,6 +114,21 @@ fn to_json_inner(ev: &mut Evaluator, v: &Value, pos: Pos, out: &mut String, ctx:
         }
         other => eval_error(format!("cannot convert {} to JSON", other.describe()), pos),
     })
+}
+
+/// `v` as a string (interpolation's coercion: paths copied to the store, `__toString` called), as JSON.
+fn coerced_string(ev: &mut Evaluator, v: &Value, pos: Pos, out: &mut String, ctx: &mut Context) -> Result<()> {
+    let s = ev.coerce_to_string(
+        v,
+        pos,
+        Coerce {
+            more: false,
+            copy: true,
+        },
+    )?;
+    ctx.extend(s.ctx);
+    json_string(out, &s.s);
+    Ok(())
 }
 
 pub fn prim_to_json(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {

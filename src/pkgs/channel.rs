@@ -273,27 +273,17 @@ fn one_line_mirrors(text: &str) -> Vec<String> {
     out
 }
 
-/// Reads `url` (http, https or file) into memory, refusing more than `limit` bytes.
+/// Reads `url` (http, https or file) into memory, refusing more than `limit` bytes. The store's downloader does
+/// the transfer, so broken transfers are retried and resumed the same way.
 pub fn download(url: &str, limit: u64) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    if let Some(path) = url.strip_prefix("file://") {
-        std::fs::File::open(path)
-            .with_context(|| format!("opening {path}"))?
-            .take(limit + 1)
-            .read_to_end(&mut data)?;
-    } else {
-        let response = ureq::get(url).call().with_context(|| format!("downloading {url}"))?;
-        response
-            .into_body()
-            .into_reader()
-            .take(limit + 1)
-            .read_to_end(&mut data)
-            .with_context(|| format!("downloading {url}"))?;
-    }
-    if data.len() as u64 > limit {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("download");
+    crate::store::build::fetch_url(url, &file).with_context(|| format!("downloading {url}"))?;
+    let size = std::fs::metadata(&file)?.len();
+    if size > limit {
         bail!("{url} is larger than {limit} bytes");
     }
-    Ok(data)
+    Ok(std::fs::read(&file)?)
 }
 
 /// Checks the clearsigned `InRelease` against the keyring with gpgv; gives the signed Release.

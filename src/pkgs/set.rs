@@ -228,13 +228,13 @@ impl Loaded {
         if let Some(c) = self.closures.borrow().get(key) {
             return Ok(c.clone());
         }
-        let mut seen = BTreeSet::new();
-        let mut todo: Vec<PackageId> = roots.iter().filter_map(|t| self.index.newest(t)).collect();
-        while let Some(p) = todo.pop() {
-            if seen.insert(p) {
-                todo.extend(self.deps(p)?.iter().copied());
-            }
-        }
+        let roots: Vec<PackageId> = roots.iter().filter_map(|t| self.index.newest(t)).collect();
+        let seen: BTreeSet<PackageId> = self
+            .index
+            .closure(&roots)
+            .map_err(|e| format!("{e:#}"))?
+            .into_iter()
+            .collect();
         self.closures.borrow_mut().insert(key, seen.clone());
         Ok(seen)
     }

@@ -440,7 +440,7 @@ const FETCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500)
 
 /// Downloads `url` (http, https or file) to `target`, streaming. A broken transfer is retried, resuming where
 /// it stopped when the server answers a range request (and starting over when it does not).
-fn fetch_url(url: &str, target: &Path) -> Result<()> {
+pub(crate) fn fetch_url(url: &str, target: &Path) -> Result<()> {
     if let Some(path) = url.strip_prefix("file://") {
         let mut file = File::create(target).with_context(|| format!("creating {}", target.display()))?;
         let mut source = File::open(path).with_context(|| format!("opening {path}"))?;
@@ -797,4 +797,57 @@ fn enter_sandbox(
         check(libc::setuid(BUILD_UID))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_broken_download_is_retried_and_resumed_where_it_stopped() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            for (n, stream) in listener.incoming().take(2).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut head = Vec::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    head.push(line.trim().to_ascii_lowercase());
+                }
+                requests.push(head);
+                if n == 0 {
+                    // Promise ten bytes, send four, hang up.
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123")
+                        .unwrap();
+                } else {
+                    stream
+                        .write_all(
+                            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 6\r\nConnection: close\r\n\r\n456789",
+                        )
+                        .unwrap();
+                }
+            }
+            requests
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("file");
+        super::fetch_url(&format!("http://127.0.0.1:{port}/file"), &target).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"0123456789");
+        let requests = server.join().unwrap();
+        assert!(
+            !requests[0].iter().any(|h| h.starts_with("range:")),
+            "{:?}",
+            requests[0]
+        );
+        assert!(requests[1].iter().any(|h| h == "range: bytes=4-"), "{:?}", requests[1]);
+    }
 }
