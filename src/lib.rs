@@ -11,3 +11,4 @@ pub mod eval;
 pub mod modules;
 pub mod pkgs;
 pub mod store;
+pub mod system;

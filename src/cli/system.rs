@@ -11,6 +11,10 @@ use super::instantiate::{BuildArgs, ExprArgs, build};
 pub enum SystemCommand {
     /// Evaluate the configuration and build the system; link `result` to it and print its store path.
     Build(SystemBuildArgs),
+    /// Build the system as a QEMU guest: `result/bin/run-<hostname>-vm` boots it with the store shared
+    /// read-only and a disk image made on first start (QEMU_OPTS and QEMU_KERNEL_PARAMS add to QEMU's
+    /// arguments and the kernel's command line).
+    BuildVm(SystemBuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -33,27 +37,27 @@ pub struct SystemBuildArgs {
 
 impl SystemCommand {
     pub fn run(&self, root: &Path) -> Result<()> {
-        match self {
-            SystemCommand::Build(args) => {
-                let config = std::fs::canonicalize(&args.config)
-                    .with_context(|| format!("reading the configuration {}", args.config.display()))?;
-                // The check that every definition has an option comes before anything is built.
-                let expr = format!(
-                    "let r = import <rixos/nixos/eval-config.nix> {{ configuration = {}; }}; \
-                     in builtins.seq r.check r.config.system.build.toplevel",
-                    config.display()
-                );
-                let mut expr_args = ExprArgs::for_expr(expr);
-                expr_args.show_trace = args.show_trace;
-                build(
-                    root,
-                    &BuildArgs {
-                        expr: expr_args,
-                        out_link: args.out_link.clone(),
-                        no_out_link: false,
-                    },
-                )
-            }
-        }
+        let (args, extra, attr) = match self {
+            SystemCommand::Build(args) => (args, "", "toplevel"),
+            SystemCommand::BuildVm(args) => (args, "extraModules = [ <rixos/nixos/qemu-vm.nix> ];", "vm"),
+        };
+        let config = std::fs::canonicalize(&args.config)
+            .with_context(|| format!("reading the configuration {}", args.config.display()))?;
+        // The check that every definition has an option comes before anything is built.
+        let expr = format!(
+            "let r = import <rixos/nixos/eval-config.nix> {{ configuration = {}; {extra} }}; \
+             in builtins.seq r.check r.config.system.build.{attr}",
+            config.display()
+        );
+        let mut expr_args = ExprArgs::for_expr(expr);
+        expr_args.show_trace = args.show_trace;
+        build(
+            root,
+            &BuildArgs {
+                expr: expr_args,
+                out_link: args.out_link.clone(),
+                no_out_link: false,
+            },
+        )
     }
 }

@@ -350,7 +350,7 @@ pub fn force_path(ev: &mut Evaluator, t: &Thunk, pos: Pos) -> Result<(String, Co
     Ok((s.s, s.ctx))
 }
 
-fn str_value(s: String, ctx: Context) -> Value {
+pub(crate) fn str_value(s: String, ctx: Context) -> Value {
     Value::str_ctx(s, ctx)
 }
 
@@ -1811,11 +1811,24 @@ fn prim_path(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
 /// Adds a primop to `builtins` (also reachable as `__name`), for parts of rixos that extend the language
 /// (the Debian package set's index).
 pub fn add_builtin(ev: &mut Evaluator, name: &'static str, arity: usize, f: PrimFn) {
+    add_builtin_value(ev, name, Thunk::Val(prim(name, arity, f)));
+}
+
+/// Adds a constant to `builtins` that `f` computes the first time it is used (its argument is null).
+pub fn add_builtin_lazy(ev: &mut Evaluator, name: &'static str, f: PrimFn) {
+    add_builtin_value(ev, name, Thunk::apply(prim(name, 1, f), Thunk::Val(Value::Null)));
+}
+
+fn add_builtin_value(ev: &mut Evaluator, name: &'static str, value: Thunk) {
     let builtins_sym = Sym::new("builtins");
     let Some(Value::Attrs(old)) = ev.globals.get(&builtins_sym).cloned() else {
         return;
     };
-    let mut entries = vec![attr(name, prim(name, arity, f))];
+    let mut entries = vec![Attr {
+        name: Sym::new(name),
+        value,
+        pos: Pos::NONE,
+    }];
     entries.extend(old.entries().iter().filter(|a| a.name.as_str() != name).cloned());
     let new = Value::attrs(Attrs::from_unsorted(entries));
     // `builtins.builtins` is the set itself: point its knot at the new set.

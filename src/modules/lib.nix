@@ -66,6 +66,8 @@ let
     concatStrings = concatStringsSep "";
     concatMapStrings = f: l: concatStrings (map f l);
     concatMapStringsSep = sep: f: l: concatStringsSep sep (map f l);
+    makeSearchPath = dir: pkgs: concatStringsSep ":" (map (p: "${p}/${dir}") pkgs);
+    makeBinPath = pkgs: concatStringsSep ":" (concatMap (p: [ "${p}/bin" "${p}/sbin" ]) pkgs);
     concatLines = l: concatMapStrings (s: s + "\n") l;
     hasPrefix = pre: s: substring 0 (stringLength pre) s == pre;
     hasSuffix = suf: s: let ls = stringLength s; lf = stringLength suf; in lf <= ls && substring (ls - lf) lf s == suf;

@@ -3,7 +3,7 @@
 //! reachable as `<rixos/lib.nix>`); this module installs them into an evaluator, with the one builtin they
 //! need from Rust (`rixosNearest`, the closest option name for "did you mean").
 
-use crate::eval::builtins::add_builtin;
+use crate::eval::builtins::{add_builtin, add_builtin_lazy, str_value};
 use crate::eval::error::{Pos, Result};
 use crate::eval::eval::{Evaluator, levenshtein};
 use crate::eval::value::{Thunk, Value};
@@ -27,15 +27,43 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/nginx.nix", include_str!("nixos/nginx.nix")),
     ("rixos/nixos/nix-gc.nix", include_str!("nixos/nix-gc.nix")),
     ("rixos/nixos/toplevel.nix", include_str!("nixos/toplevel.nix")),
+    ("rixos/nixos/build-support.nix", include_str!("nixos/build-support.nix")),
+    ("rixos/nixos/kernel.nix", include_str!("nixos/kernel.nix")),
+    ("rixos/nixos/initrd.nix", include_str!("nixos/initrd.nix")),
+    ("rixos/nixos/stage-2.nix", include_str!("nixos/stage-2.nix")),
+    ("rixos/nixos/login.nix", include_str!("nixos/login.nix")),
+    ("rixos/nixos/qemu-vm.nix", include_str!("nixos/qemu-vm.nix")),
     ("rixos/nixos/options-doc.nix", include_str!("nixos/options-doc.nix")),
 ];
 
-/// Makes `<rixos/lib.nix>` and `builtins.rixosNearest` available.
+/// Makes `<rixos/lib.nix>`, `builtins.rixosNearest` and `builtins.rixosStage1` available.
 pub fn install(ev: &mut Evaluator) {
     for (name, source) in FILES {
         ev.internal_files.insert((*name).to_string(), source);
     }
     add_builtin(ev, "rixosNearest", 2, prim_nearest);
+    add_builtin_lazy(ev, "rixosStage1", prim_stage1);
+}
+
+/// `builtins.rixosStage1`: the store path of this rixos' stage-1 init (built into the binary), added to the
+/// store when the evaluation writes to one. The same rixos gives the same path.
+fn prim_stage1(ev: &mut Evaluator, _: &[Thunk], pos: Pos) -> Result<Value> {
+    let staged = (|| -> std::io::Result<(tempfile::TempDir, std::path::PathBuf)> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("init");
+        std::fs::write(&file, crate::boot::STAGE1_INIT)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o555))?;
+        Ok((dir, file))
+    })();
+    let (_dir, file) = match staged {
+        Ok(staged) => staged,
+        Err(e) => return crate::eval::error::eval_error(format!("staging the stage-1 init: {e}"), pos),
+    };
+    match ev.io.add_path(&file, "rixos-stage1-init", None, true) {
+        Ok(path) => Ok(str_value(path.clone(), std::collections::BTreeSet::from([path]))),
+        Err(e) => crate::eval::error::eval_error(format!("adding the stage-1 init to the store: {e:#}"), pos),
+    }
 }
 
 /// `rixosNearest name candidates`: the candidate closest to `name` (edit distance at most a third of its

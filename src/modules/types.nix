@@ -82,7 +82,8 @@ let
     lines = separatedString "\n" // { name = "lines"; description = "strings concatenated with \"\\n\""; };
     commas = separatedString "," // { name = "commas"; description = "strings concatenated with \",\""; };
     envVar = separatedString ":";
-    path = mkOptionType { name = "path"; description = "path"; check = x: isPath x || (isString x && builtins.substring 0 1 x == "/"); };
+    # As in NixOS, a derivation is a path too (its output's).
+    path = mkOptionType { name = "path"; description = "path"; check = x: isPath x || lib.isDerivation x || (isString x && builtins.substring 0 1 x == "/"); };
     package = mkOptionType {
       name = "package";
       description = "package";

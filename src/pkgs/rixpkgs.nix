@@ -32,7 +32,7 @@ let
     system = "x86_64-linux";
     builder = "builtin:unpack-deb";
     # Raised whenever what builtin:unpack-deb makes of a package changes, so outputs are made again.
-    unpackVersion = "2";
+    unpackVersion = "3";
     outputs = g.outputs;
     debs = map deb g.members;
     packages = map (m: m.name) g.members;

@@ -208,6 +208,7 @@ fn fix_up(plan: &Plan, target: &Path, store_real: &dyn Fn(&str) -> PathBuf) -> R
         }
     }
     let own_logical: BTreeMap<PathBuf, String> = plan.building.iter().map(|(o, b)| (b.clone(), o.clone())).collect();
+    let dep_roots: Vec<(PathBuf, String)> = plan.deps.iter().map(|d| (real(d), d.clone())).collect();
     let mut outside = Vec::new();
     let mut stack = vec![target.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -230,7 +231,7 @@ fn fix_up(plan: &Plan, target: &Path, store_real: &dyn Fn(&str) -> PathBuf) -> R
             let n = std::fs::File::open(&path)?.read(&mut head)?;
             let head = &head[..n];
             if head.starts_with(b"\x7fELF") {
-                patch_elf(plan, &path, loader.as_deref(), &search, &own_logical)?;
+                patch_elf(plan, &path, loader.as_deref(), &search, &own_logical, &dep_roots)?;
             } else if head.starts_with(b"#!")
                 && let Some(left) = fix_shebang(&path, &programs)?
             {
@@ -265,6 +266,7 @@ fn patch_elf(
     loader: Option<&str>,
     search: &[String],
     own: &BTreeMap<PathBuf, String>,
+    deps: &[(PathBuf, String)],
 ) -> Result<()> {
     let p = plan.patchelf.as_ref().expect("patching was asked for");
     // Static and non-dynamic files (kernel modules, firmware, object files) have nothing to point anywhere.
@@ -291,14 +293,17 @@ fn patch_elf(
         args.extend(["--set-interpreter".to_string(), loader.to_string()]);
     }
     if !needed.is_empty() {
-        // Keep the package's own RUNPATH entries (private library directories), moved into the store.
+        // Keep the package's own RUNPATH entries (private library directories), moved into the store: to this
+        // package's outputs, or to the dependency that holds the directory (systemd's private libraries are in
+        // libsystemd-shared).
         let mut rpath: Vec<String> = Vec::new();
         if let Ok(old) = patchelf(p, &["--print-rpath"], file) {
             for entry in old.split(':').filter(|e| !e.is_empty()) {
                 let rel = entry.trim_start_matches("/usr").trim_start_matches('/');
-                for (real_out, logical) in own {
-                    if real_out.join(rel).is_dir() {
-                        rpath.push(format!("{logical}/{rel}"));
+                for (real_root, logical) in own.iter().chain(deps.iter().map(|(r, l)| (r, l))) {
+                    let dir = format!("{logical}/{rel}");
+                    if real_root.join(rel).is_dir() && !rpath.contains(&dir) {
+                        rpath.push(dir);
                     }
                 }
             }

@@ -183,17 +183,22 @@ impl LocalStore {
         let log = File::create(&log_path).with_context(|| format!("creating the build log {}", log_path.display()))?;
 
         let mut env: BTreeMap<String, String> = drv.env.clone();
+        // As in Nix, the derivation may set these four; the build directory variables are always the sandbox's.
         for (key, value) in [
             ("PATH", "/path-not-set"),
             ("HOME", "/homeless-shelter"),
             ("NIX_STORE", STORE_DIR),
+            ("NIX_BUILD_CORES", "1"),
+        ] {
+            env.entry(key.to_string()).or_insert_with(|| value.to_string());
+        }
+        for (key, value) in [
             ("NIX_BUILD_TOP", "/build"),
             ("TMPDIR", "/build"),
             ("TEMPDIR", "/build"),
             ("TMP", "/build"),
             ("TEMP", "/build"),
             ("PWD", "/build"),
-            ("NIX_BUILD_CORES", "1"),
             ("NIX_LOG_FD", "2"),
             ("TERM", "xterm-256color"),
         ] {
@@ -405,6 +410,10 @@ fn run_builtin(
             }
             Ok(())
         }
+        "builtin:initrd" => crate::boot::initrd::build(drv, &store_dir.join(out.base_name()), real)
+            .with_context(|| format!("building {drv_path}")),
+        "builtin:unit-tree" => crate::system::units::build(drv, &store_dir.join(out.base_name()), real)
+            .with_context(|| format!("building {drv_path}")),
         "builtin:fetchurl" => {
             let out = outputs
                 .get("out")
@@ -428,7 +437,7 @@ fn run_builtin(
         }
         other => {
             bail!(
-                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv, builtin:linkfarm, builtin:write and builtin:unpack-deb)"
+                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv, builtin:linkfarm, builtin:write, builtin:initrd, builtin:unit-tree and builtin:unpack-deb)"
             )
         }
     }

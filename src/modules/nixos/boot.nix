@@ -9,8 +9,6 @@ in
     kernelPackages = mkOption { type = types.attrs; default = { kernel = debianKernel; }; defaultText = lib.literalExpression "{ kernel = <the kernel package pkgs.linux-image-amd64 points at>; }"; description = "The kernel and its modules (`kernel` is the package)."; };
     kernelParams = mkOption { type = types.listOf types.str; default = [ ]; description = "Parameters added to the kernel command line."; };
     kernelModules = mkOption { type = types.listOf types.str; default = [ ]; description = "Modules loaded in the second stage of boot."; };
-    initrd.availableKernelModules = mkOption { type = types.listOf types.str; default = [ ]; description = "Modules the initrd carries and loads when hardware needs them."; };
-    initrd.kernelModules = mkOption { type = types.listOf types.str; default = [ ]; description = "Modules the initrd always loads."; };
     loader.grub = {
       enable = mkOption { type = types.bool; default = true; description = "Whether to boot with GRUB."; };
       device = mkOption { type = types.nullOr types.str; default = null; example = "/dev/sda"; description = "The disk GRUB is installed on (BIOS), or `nodev`."; };

@@ -6,7 +6,7 @@ in
 lib.evalModules {
   specialArgs = { modulesPath = "/«nix-internal»/rixos/nixos"; };
   modules = import ./module-list.nix ++ extraModules ++ [
-    { _file = "rixos/nixos/eval-config.nix"; config._module.args.pkgs = pkgs; }
+    { _file = "rixos/nixos/eval-config.nix"; config._module.args = { inherit pkgs; utils = import ./build-support.nix { inherit pkgs lib; }; }; }
     configuration
   ];
 }

@@ -8,6 +8,7 @@ let inherit (lib) mkOption types; in
       options.label = mkOption { type = types.nullOr types.str; default = null; description = "The file system label, instead of a device."; };
       options.fsType = mkOption { type = types.str; default = "auto"; description = "The file system type."; };
       options.options = mkOption { type = types.listOf types.str; default = [ "defaults" ]; description = "Mount options."; };
+      options.neededForBoot = mkOption { type = types.bool; default = false; description = "Whether stage 1 mounts it (always so for /, /nix, /nix/store, /var, /etc, /usr and some others)."; };
     }));
     default = { };
     description = "The file systems to mount, by mount point.";

@@ -10,5 +10,9 @@
   ./openssh.nix
   ./nginx.nix
   ./nix-gc.nix
+  ./kernel.nix
+  ./initrd.nix
+  ./stage-2.nix
+  ./login.nix
   ./toplevel.nix
 ]

@@ -1,4 +1,4 @@
-# The system's toplevel: etc, sw, the kernel and its parameters, the activation script; built only when every
+# The system's toplevel: etc, sw, the kernel, its modules, initrd and parameters, activation and init; built only when every
 # assertion holds (the failed ones are listed), after the check that every definition has an option.
 { config, lib, pkgs, options, ... }:
 let
@@ -20,21 +20,8 @@ let
     manifest = "";
     derivations = map (p: "true 5 1 ${p}") (lib.unique config.environment.systemPackages);
   };
-  activate = lib.writeScript "activate" (''
-    #!${pkgs.bash}/bin/bash
-    # Activation of this system generation (stage 2 runs it before systemd).
-    set -e
-    systemConfig=''${0%/activate}
-  '' + lib.concatStrings (lib.mapAttrsToList (n: s: "# ${n}\n${if lib.isString s then s else s.text}\n") config.system.activationScripts));
+  inherit (config.system.build) activate init initrd;
   kernel = config.boot.kernelPackages.kernel;
-  # Stage 2: activate this generation, then hand over to systemd (stage 1, the initrd, is the boot issue's).
-  init = lib.writeScript "init" ''
-    #!${pkgs.bash}/bin/bash
-    # Run as the toplevel's `init` (init=/nix/store/...-system/init): the toplevel is where it was found.
-    systemConfig=''${0%/init}
-    "$systemConfig/activate"
-    exec ${pkgs.systemd}/lib/systemd/systemd "$@"
-  '';
   failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   checked = x:
     if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
@@ -50,7 +37,9 @@ in
       { path = "init"; target = init; }
       { path = "rixos-version"; target = builtins.toFile "rixos-version" "${config.system.name} ${config.system.stateVersion}"; }
       { path = "kernel"; target = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}"; }
-      { path = "kernel-modules"; target = "${kernel}/lib/modules"; }
+      { path = "kernel-modules"; target = "${config.boot.modulesTree}/lib/modules"; }
+      { path = "initrd"; target = "${initrd}/initrd"; }
+      { path = "systemd"; target = "${pkgs.systemd}"; }
       { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
       { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
       { path = "stateVersion"; target = builtins.toFile "state-version" config.system.stateVersion; }

@@ -14,8 +14,9 @@ let
       shell = mkOption { type = types.either types.package types.str; default = if config.isNormalUser then "${pkgs.bash}/bin/bash" else "/run/current-system/sw/bin/nologin"; defaultText = lib.literalExpression "bash for normal users, nologin for others"; description = "The login shell."; };
       isNormalUser = mkEnableOption "a normal (human) user: uid from 1000, group users, a home";
       isSystemUser = mkEnableOption "a system user: uid below 1000";
-      hashedPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password's hash (crypt(3))."; };
-      initialPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password set when the user is created."; };
+      hashedPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password's hash (crypt(3), as `mkpasswd` prints it); `!` locks the password."; };
+      initialHashedPassword = mkOption { type = types.nullOr types.str; default = null; description = "The hash set when the user is first created (kept afterwards when users are mutable)."; };
+      initialPassword = mkOption { type = types.nullOr types.str; default = null; description = "The password set when the user is first created, in clear text (hashed on the machine at activation)."; };
       openssh.authorizedKeys.keys = mkOption { type = types.listOf types.singleLineStr; default = [ ]; description = "Public keys that may log in as this user."; };
     };
   };
@@ -45,8 +46,15 @@ let
   membersOf = g: lib.unique ((cfg.groups.${g}.members or [ ]) ++ map (u: u.name) (lib.filter (u: builtins.elem g u.extraGroups) users));
 
   shellOf = u: toString u.shell;
-  passwd = lib.concatMapStrings (u: "${u.name}:x:${toString (uidOf u)}:${toString (gidOf u.group)}:${u.description}:${u.home}:${shellOf u}\n")
-    ([ { name = "root"; uid = 0; group = "root"; description = "System administrator"; home = "/root"; shell = "${pkgs.bash}/bin/bash"; isNormalUser = false; } ] ++ users);
+  passwd = lib.concatMapStrings (u: "${u.name}:x:${toString (uidOf u)}:${toString (gidOf u.group)}:${u.description}:${u.home}:${shellOf u}\n") users;
+  # `NAME:HASH:FLAG` lines for the activation: FLAG `set` when the configuration fixes the hash, `initial`
+  # when it only gives the first one, `clear` for a clear-text initial password, `none` otherwise.
+  shadowPlan = lib.concatMapStrings (u:
+    if u.hashedPassword != null then "${u.name}\t${u.hashedPassword}\tset\n"
+    else if u.initialHashedPassword != null then "${u.name}\t${u.initialHashedPassword}\tinitial\n"
+    else if u.initialPassword != null then "${u.name}\t${u.initialPassword}\tclear\n"
+    else "${u.name}\t!\tnone\n") users;
+  clearPasswords = lib.any (u: u.hashedPassword == null && u.initialHashedPassword == null && u.initialPassword != null) users;
   group = lib.concatMapStrings (g: "${g}:x:${toString (gidOf g)}:${lib.concatStringsSep "," (membersOf g)}\n") ([ "root" ] ++ lib.filter (g: g != "root") groupNames);
 in
 {
@@ -62,8 +70,40 @@ in
   };
   config = {
     assertions = map (u: { assertion = !(u.isNormalUser && u.isSystemUser); message = "users.users.${u.name}: isNormalUser and isSystemUser cannot both be set."; }) users;
-    environment.etc.passwd.text = passwd;
-    environment.etc.group.text = group;
+    users.users.root = {
+      uid = 0;
+      group = "root";
+      description = lib.mkDefault "System administrator";
+      home = "/root";
+      shell = lib.mkDefault "${pkgs.bash}/bin/bash";
+      createHome = lib.mkDefault true;
+    };
+    users.users.nobody = { uid = 65534; group = "nogroup"; description = "Unprivileged account"; home = "/var/empty"; isSystemUser = true; };
+    # Copied, not linked: programs that change users (passwd, useradd) replace these files.
+    environment.etc.passwd = { text = passwd; mode = "0644"; };
+    environment.etc.group = { text = group; mode = "0644"; };
+    system.activationScripts.users = {
+      deps = [ "etc" ];
+      text = ''
+        # /etc/shadow: the configuration's hashes; with mutable users, a hash set on the machine (passwd) is
+        # kept unless the configuration fixes it. Homes are created once, owned by their user.
+        touch /etc/shadow
+        while IFS=$'\t' read -r name hash how; do
+          old=$(grep "^$name:" /etc/shadow | cut -d: -f2 || true)
+          case "$how" in
+            set) ;;
+            initial|none) if ${lib.boolToString cfg.mutableUsers} && [ -n "$old" ]; then hash=$old; fi ;;
+            clear) if ${lib.boolToString cfg.mutableUsers} && [ -n "$old" ]; then hash=$old; else hash=$(printf '%s' "$hash" | ${lib.optionalString clearPasswords "${pkgs.openssl}/bin/openssl"} passwd -6 -stdin); fi ;;
+          esac
+          echo "$name:$hash:1::::::"
+        done < ${builtins.toFile "shadow-plan" shadowPlan} > /etc/shadow.tmp
+        chmod 0600 /etc/shadow.tmp
+        mv -f /etc/shadow.tmp /etc/shadow
+        ${lib.concatMapStrings (u: lib.optionalString u.createHome ''
+          if [ ! -d ${u.home} ]; then mkdir -p ${u.home}; chown ${toString (uidOf u)}:${toString (gidOf u.group)} ${u.home}; chmod 0700 ${u.home}; fi
+        '') users}
+      '';
+    };
     environment.etc.sudoers = lib.mkIf config.security.sudo.enable {
       text = "root ALL=(ALL:ALL) SETENV: ALL\n%wheel ALL=(ALL:ALL) ${lib.optionalString (!config.security.sudo.wheelNeedsPassword) "NOPASSWD: "}SETENV: ALL\n";
       mode = "0440";

@@ -1,0 +1,36 @@
+//! rixos stage 1: `/init` of the initrd, PID 1 until stage 2 takes over. It does what NixOS's
+//! stage-1-init.sh does, as one static program: load the kernel modules, find and check the root, mount it
+//! and the other filesystems needed for boot (or assemble a live root from a squashfs), and switch to it.
+//!
+//! Built by `build.rs` with one plain rustc call: std only, no crates, the few libc calls declared in
+//! `sys.rs`. The pure parts (`config`, `cmdline`, `spec`, `superblock`, `parttable`, `mountopts`, and the
+//! std-only `lustrate`, `rootpath`, `fsck`) use nothing but std and each other, so the rixos library can
+//! include them with `#[path]` and run their tests; everything that touches the running system is in the
+//! other files. Whatever fails ends in `rescue`, never in PID 1 exiting.
+
+// The test harness replaces `main`, so the boot-time code is unused there.
+#![cfg_attr(test, allow(dead_code))]
+
+mod boot;
+mod cmdline;
+mod config;
+mod devices;
+mod fsck;
+mod live;
+mod log;
+mod lustrate;
+mod mounting;
+mod mountopts;
+mod parttable;
+mod rescue;
+mod rootpath;
+mod spec;
+mod superblock;
+mod switch_root;
+mod sys;
+
+fn main() {
+    rescue::install_panic_hook();
+    let stopped = boot::run();
+    rescue::fail(&stopped.message, stopped.policy)
+}

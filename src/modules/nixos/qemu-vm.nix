@@ -1,0 +1,86 @@
+# `rixos system build-vm`: the configuration as a QEMU guest. Its root is a disk image the run script makes
+# on first start (`$RIXOS_DISK_IMAGE`, default ./<hostname>.img); /nix/store is the host's store, shared
+# read-only over 9p. `result/bin/run-<hostname>-vm` honours QEMU_OPTS and QEMU_KERNEL_PARAMS as NixOS's does.
+{ config, lib, pkgs, utils, ... }:
+let
+  inherit (lib) mkOption types;
+  cfg = config.virtualisation;
+  host = config.networking.hostName;
+  top = config.system.build.toplevel;
+  run = lib.writeScript "run-${host}-vm" ''
+    #!/usr/bin/env bash
+    # Boots ${host} under QEMU (KVM when it works, else TCG). Runs on the host, where the store may live under
+    # another root than /: everything is found relative to where this script is.
+    set -euo pipefail
+    self=$(readlink -f "$0")
+    root=''${self%/nix/store/*}
+    store="$root/nix/store"
+    # A store path as a file on this host: links inside the store name /nix/store, not "$root/nix/store".
+    real() {
+      local p=$1 t
+      while [ -L "$root$p" ]; do
+        t=$(readlink "$root$p")
+        case $t in /*) p=$t ;; *) p=$(dirname "$p")/$t ;; esac
+      done
+      echo "$root$p"
+    }
+    disk=''${RIXOS_DISK_IMAGE:-./${host}.img}
+    command -v qemu-system-x86_64 >/dev/null || { echo "run-${host}-vm: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)" >&2; exit 1; }
+    if [ ! -e "$disk" ]; then
+      command -v mkfs.ext4 >/dev/null || { echo "run-${host}-vm: mkfs.ext4 is needed to create $disk (apt-get install e2fsprogs)" >&2; exit 1; }
+      echo "run-${host}-vm: creating the disk image $disk (${toString cfg.diskSize} MiB)" >&2
+      truncate -s ${toString cfg.diskSize}M "$disk.tmp"
+      mkfs.ext4 -q -L rixos-vm -E root_owner=0:0 "$disk.tmp"
+      mv "$disk.tmp" "$disk"
+    fi
+    # /dev/kvm existing is not enough (nested hosts fail at vCPU setup): KVM only if a machine keeps running.
+    kvm_works() {
+      [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+      qemu-system-x86_64 -accel kvm -cpu host -machine q35 -m 64 -nodefaults -display none >/dev/null 2>&1 &
+      local pid=$!
+      sleep 1
+      if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; return 0; fi
+      return 1
+    }
+    case ''${RIXOS_QEMU_ACCEL:-} in
+      kvm) accel=(-accel kvm -cpu host) ;;
+      tcg) accel=(-accel tcg -cpu max) ;;
+      *) if kvm_works; then accel=(-accel kvm -cpu host); else accel=(-accel tcg -cpu max); fi ;;
+    esac
+    exec qemu-system-x86_64 -name "rixos-vm-${host}" -machine q35 "''${accel[@]}" \
+      -m ${toString cfg.memorySize} -smp ${toString cfg.cores} \
+      -kernel "$(real ${top}/kernel)" -initrd "$(real ${top}/initrd)" \
+      -append "$(cat "$(real ${top}/kernel-params)") init=${top}/init ''${QEMU_KERNEL_PARAMS:-}" \
+      -drive "file=$disk,if=virtio,format=raw" \
+      -virtfs "local,path=$store,security_model=none,mount_tag=store,readonly=on" \
+      -netdev "user,id=net0''${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" -device virtio-net-pci,netdev=net0 \
+      ''${QEMU_OPTS:-} "$@"
+  '';
+in
+{
+  options.virtualisation = {
+    memorySize = mkOption { type = types.ints.positive; default = 1024; description = "The VM's memory, in MiB."; };
+    cores = mkOption { type = types.ints.positive; default = 1; description = "The VM's processors."; };
+    diskSize = mkOption { type = types.ints.positive; default = 2048; description = "The size of the disk image made on first start, in MiB."; };
+  };
+  config = {
+    fileSystems = lib.mkForce {
+      "/" = { device = "/dev/disk/by-label/rixos-vm"; fsType = "ext4"; };
+      "/nix/store" = {
+        device = "store";
+        fsType = "9p";
+        options = [ "ro" "trans=virtio" "version=9p2000.L" "msize=262144" "cache=loose" ];
+        neededForBoot = true;
+      };
+    };
+    boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_blk" "virtio_net" ];
+    # The script is copied, not linked: on a host whose store lives under another root, a link to
+    # /nix/store/... would not resolve from `result`.
+    system.build.vm = utils.runCommand "rixos-vm-${host}" { } ''
+      mkdir -p $out/bin
+      cp ${run} $out/bin/run-${host}-vm
+      chmod 555 $out/bin/run-${host}-vm
+      ln -s ${top} $out/system
+    '';
+  };
+}

@@ -1,0 +1,119 @@
+# Stage 2: the toplevel's `init` activates the generation (atomic /etc, users, /run/current-system, /bin/sh and
+# /usr/bin/env, the few compatibility links systemd needs) and then becomes systemd, from the store.
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib) mkOption types;
+  cfg = config.system.activationScripts;
+  # Fragments in dependency order (each after its `deps`), then by name.
+  ordered =
+    let
+      names = lib.attrNames cfg;
+      depsOf = n: let s = cfg.${n}; in if lib.isString s then [ ] else s.deps;
+      visit = acc: n:
+        if builtins.elem n acc.seen then acc
+        else let after = lib.foldl' visit (acc // { seen = acc.seen ++ [ n ]; }) (lib.filter (d: cfg ? ${d}) (depsOf n));
+        in after // { order = after.order ++ [ n ]; };
+    in (lib.foldl' visit { seen = [ ]; order = [ ]; } names).order;
+  text = n: let s = cfg.${n}; in if lib.isString s then s else s.text;
+  path = lib.makeBinPath [ pkgs.coreutils pkgs.findutils pkgs.gnugrep pkgs.gnused pkgs.util-linux ];
+  # Files copied into /etc instead of linked (a mode other than `symlink`): `MODE PATH` lines.
+  copied = lib.filter (e: e.mode != "symlink" && (e.text != null || e.source != null)) (lib.attrValues config.environment.etc);
+  etcModes = builtins.toFile "etc-modes" (lib.concatMapStrings (e: "${e.mode} ${e.target}\n") copied);
+in
+{
+  options.system.compatibilityLinks = mkOption {
+    type = types.attrsOf types.str;
+    default = { };
+    description = "Links outside the store the system keeps because a program insists on its path, with their targets (listed in ARCHITECTURE.md).";
+  };
+  config = {
+    # The exceptions to "nothing under /lib, /usr or /bin but /bin/sh and /usr/bin/env".
+    system.compatibilityLinks = {
+      # kmod (modprobe, and udev loading drivers) reads modules from this fixed path only.
+      "/lib/modules" = "/run/booted-system/kernel-modules";
+      # systemd (PID 1) executes this compiled-in path to finish every shutdown and reboot.
+      "/lib/systemd/systemd-shutdown" = "${pkgs.systemd}/lib/systemd/systemd-shutdown";
+      # systemd runs these compiled-in paths for every mount unit (file systems besides the root).
+      "/bin/mount" = "${pkgs.mount}/bin/mount";
+      "/bin/umount" = "${pkgs.mount}/bin/umount";
+    };
+    system.activationScripts = {
+      specialfs.text = ''
+        mkdir -p /run/rixos /var /tmp /etc /root /home /var/lib /var/log /var/cache /var/empty
+        chmod 1777 /tmp
+        chmod 0700 /root
+        chmod 0555 /var/empty
+      '';
+      etc = {
+        deps = [ "specialfs" ];
+        text = ''
+          # /etc/static points at this generation's etc; /etc's entries link through it, so replacing that one
+          # link (a rename) moves all of /etc to the new generation at once. Files with a mode are copied.
+          etcStatic=$(readlink -f "$systemConfig/etc")
+          ln -sfn "$etcStatic" /etc/.static.tmp
+          mv -T /etc/.static.tmp /etc/static
+          declare -A mode=()
+          while read -r m p; do mode[$p]=$m; done < ${etcModes}
+          cd /etc/static
+          find . -mindepth 1 \( -type l -o -type f \) -printf '%P\n' | sort > /run/rixos/etc-entries.new
+          while read -r p; do
+            mkdir -p "/etc/$(dirname "$p")"
+            if [ -n "''${mode[$p]:-}" ]; then
+              cp -fL "/etc/static/$p" "/etc/$p.tmp" && chmod "''${mode[$p]}" "/etc/$p.tmp" && mv -f "/etc/$p.tmp" "/etc/$p"
+            else
+              if [ -e "/etc/$p" ] && [ ! -L "/etc/$p" ] && ! grep -qxF "$p" /etc/.rixos-clean 2>/dev/null; then
+                echo "activation: /etc/$p was not made by rixos; keeping it as /etc/$p.rixos-old" >&2
+                mv -f "/etc/$p" "/etc/$p.rixos-old"
+              fi
+              ln -sfn "/etc/static/$p" "/etc/$p.tmp" && mv -Tf "/etc/$p.tmp" "/etc/$p"
+            fi
+          done < /run/rixos/etc-entries.new
+          # Entries of the previous generation that this one no longer has.
+          if [ -f /etc/.rixos-clean ]; then
+            comm -23 /etc/.rixos-clean /run/rixos/etc-entries.new | while read -r p; do
+              if [ -L "/etc/$p" ] || [ -f "/etc/$p" ]; then rm -f "/etc/$p"; fi
+            done
+          fi
+          mv -f /run/rixos/etc-entries.new /etc/.rixos-clean
+          cd /
+        '';
+      };
+      links = {
+        deps = [ "etc" ];
+        text = ''
+          # /bin/sh and /usr/bin/env, which scripts everywhere assume, and the listed compatibility links.
+          link() { mkdir -p "$(dirname "$2")"; ln -sfn "$1" "$2.tmp" && mv -Tf "$2.tmp" "$2"; }
+          link ${pkgs.bash}/bin/sh /bin/sh
+          link ${pkgs.coreutils}/bin/env /usr/bin/env
+          ${lib.concatStrings (lib.mapAttrsToList (p: t: "link ${t} ${p}\n") config.system.compatibilityLinks)}
+          link "$systemConfig" /run/current-system
+        '';
+      };
+      hostname = {
+        deps = [ "etc" ];
+        text = "echo ${config.networking.hostName} > /proc/sys/kernel/hostname\n";
+      };
+    };
+
+    system.build.activate = lib.writeScript "activate" (''
+      #!${pkgs.bash}/bin/bash
+      # Activation of this system generation: at boot (stage 2 runs it before systemd) and on switch.
+      set -e
+      systemConfig=$(readlink -f "''${0%/activate}")
+      export PATH=${path}
+      umask 022
+    '' + lib.concatMapStrings (n: "\n# ${n}\n${text n}\n") ordered);
+
+    system.build.init = lib.writeScript "init" ''
+      #!${pkgs.bash}/bin/bash
+      # Stage 2, run by stage 1 as init=/nix/store/...-system/init: the toplevel is where this script is.
+      systemConfig=$(${pkgs.coreutils}/bin/readlink -f "''${0%/init}")
+      export PATH=${path}
+      echo "rixos stage 2: activating $systemConfig"
+      "$systemConfig/activate" || echo "rixos stage 2: activation failed; starting systemd anyway" >&2
+      # The generation booted stays reachable while others are switched to.
+      ln -sfn "$systemConfig" /run/booted-system
+      exec ${pkgs.systemd}/lib/systemd/systemd "$@"
+    '';
+  };
+}
