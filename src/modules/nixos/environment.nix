@@ -16,7 +16,10 @@ let inherit (lib) mkOption types; in
     variables = mkOption { type = types.attrsOf types.str; default = { }; description = "Environment variables of every session."; };
     shellAliases = mkOption { type = types.attrsOf types.str; default = { }; description = "Aliases of every shell."; };
   };
-  config.environment.systemPackages = [ pkgs.bash pkgs.coreutils pkgs.util-linux pkgs.procps pkgs.systemd ];
+  # What every system has on PATH, as NixOS's default packages (the Debian names).
+  config.environment.systemPackages = with pkgs; [
+    bash coreutils util-linux mount procps systemd hostname findutils gnugrep gnused gnutar gzip less iproute2 kmod login
+  ];
   config.environment.etc.profile.text = lib.concatStringsSep "\n" (
     [ "export PATH=/run/current-system/sw/bin:/run/current-system/sw/sbin" ]
     ++ lib.mapAttrsToList (n: v: "export ${n}=${lib.escapeShellArg v}") config.environment.variables

@@ -52,20 +52,29 @@ in
           etcStatic=$(readlink -f "$systemConfig/etc")
           ln -sfn "$etcStatic" /etc/.static.tmp
           mv -T /etc/.static.tmp /etc/static
-          declare -A mode=()
+          # Only bash builtins per entry where possible: each program started costs much under emulation.
+          declare -A mode=() ours=()
           while read -r m p; do mode[$p]=$m; done < ${etcModes}
+          if [ -f /etc/.rixos-clean ]; then while read -r p; do ours[$p]=1; done < /etc/.rixos-clean; fi
           cd /etc/static
           find . -mindepth 1 \( -type l -o -type f \) -printf '%P\n' | sort > /run/rixos/etc-entries.new
           while read -r p; do
-            mkdir -p "/etc/$(dirname "$p")"
+            target=/etc/$p
+            case $p in */*) [ -d "/etc/''${p%/*}" ] || mkdir -p "/etc/''${p%/*}" ;; esac
             if [ -n "''${mode[$p]:-}" ]; then
-              cp -fL "/etc/static/$p" "/etc/$p.tmp" && chmod "''${mode[$p]}" "/etc/$p.tmp" && mv -f "/etc/$p.tmp" "/etc/$p"
-            else
-              if [ -e "/etc/$p" ] && [ ! -L "/etc/$p" ] && ! grep -qxF "$p" /etc/.rixos-clean 2>/dev/null; then
-                echo "activation: /etc/$p was not made by rixos; keeping it as /etc/$p.rixos-old" >&2
-                mv -f "/etc/$p" "/etc/$p.rixos-old"
+              install -m "''${mode[$p]}" "/etc/static/$p" "$target.tmp" && mv -f "$target.tmp" "$target"
+              continue
+            fi
+            # A link to /etc/static/... stays right across generations: /etc/static itself moved.
+            if [ -L "$target" ] && [ "$target" -ef "/etc/static/$p" ]; then continue; fi
+            if [ -e "$target" ] || [ -L "$target" ]; then
+              if [ ! -L "$target" ] && [ -z "''${ours[$p]:-}" ]; then
+                echo "activation: $target was not made by rixos; keeping it as $target.rixos-old" >&2
+                mv -f "$target" "$target.rixos-old"
               fi
-              ln -sfn "/etc/static/$p" "/etc/$p.tmp" && mv -Tf "/etc/$p.tmp" "/etc/$p"
+              ln -sfn "/etc/static/$p" "$target.tmp" && mv -Tf "$target.tmp" "$target"
+            else
+              ln -s "/etc/static/$p" "$target"
             fi
           done < /run/rixos/etc-entries.new
           # Entries of the previous generation that this one no longer has.
@@ -82,7 +91,11 @@ in
         deps = [ "etc" ];
         text = ''
           # /bin/sh and /usr/bin/env, which scripts everywhere assume, and the listed compatibility links.
-          link() { mkdir -p "$(dirname "$2")"; ln -sfn "$1" "$2.tmp" && mv -Tf "$2.tmp" "$2"; }
+          link() {
+            if [ -L "$2" ] && [ "$2" -ef "$1" ]; then return; fi
+            [ -d "''${2%/*}" ] || mkdir -p "''${2%/*}"
+            ln -sfn "$1" "$2.tmp" && mv -Tf "$2.tmp" "$2"
+          }
           link ${pkgs.bash}/bin/sh /bin/sh
           link ${pkgs.coreutils}/bin/env /usr/bin/env
           ${lib.concatStrings (lib.mapAttrsToList (p: t: "link ${t} ${p}\n") config.system.compatibilityLinks)}

@@ -87,9 +87,12 @@ in
       text = ''
         # /etc/shadow: the configuration's hashes; with mutable users, a hash set on the machine (passwd) is
         # kept unless the configuration fixes it. Homes are created once, owned by their user.
-        touch /etc/shadow
+        declare -A current=()
+        if [ -f /etc/shadow ]; then
+          while IFS=: read -r name hash rest; do current[$name]=$hash; done < /etc/shadow
+        fi
         while IFS=$'\t' read -r name hash how; do
-          old=$(grep "^$name:" /etc/shadow | cut -d: -f2 || true)
+          old=''${current[$name]:-}
           case "$how" in
             set) ;;
             initial|none) if ${lib.boolToString cfg.mutableUsers} && [ -n "$old" ]; then hash=$old; fi ;;

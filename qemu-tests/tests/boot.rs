@@ -1,0 +1,305 @@
+//! The seed configuration, built with `rixos system build-vm`, boots under QEMU to a working, networked
+//! machine: what its administrator would check at the serial console, over ssh and over HTTP.
+//!
+//! The system is built once (into a store of its own, from the Debian archive of the host's apt sources) and
+//! shared by the tests here; building it also checks that the initrd comes out bit for bit the same twice.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use qemu_harness::{Machine, MachineBuilder, MediumKind};
+
+/// crypt(3) of "rixos" (SHA-512), the root password of the test system.
+const ROOT_HASH: &str = "$6$rixostestsalt$8tJbnagdonmR3seirrKL4iJSY25bATehmKbCSuzk6mQIgCBPkiC/0gVlXBEmV7J2sw2X/m2/Pqk.BvZBj.6YT/";
+const BOOT: Duration = Duration::from_secs(300);
+const COMMAND: Duration = Duration::from_secs(60);
+
+/// The rixos binary cargo built beside this test.
+fn rixos_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("rixos");
+    assert!(bin.exists(), "{} is missing: run the tests through `cargo test --workspace`", bin.display());
+    bin
+}
+
+struct Built {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    store: PathBuf,
+    /// `result`, the build-vm output (`bin/run-mymachine-vm`, `system`).
+    result: PathBuf,
+    /// The toplevel's logical store path.
+    toplevel: String,
+    key: PathBuf,
+}
+
+impl Built {
+    fn rixos(&self, args: &[&str]) -> Output {
+        rixos(&self.store, &self.dir, args)
+    }
+
+    /// The file behind a logical store path, links inside the store followed.
+    fn real(&self, logical: &str) -> PathBuf {
+        let mut p = self.store.join(logical.trim_start_matches('/'));
+        for _ in 0..16 {
+            match std::fs::read_link(&p) {
+                Ok(t) if t.starts_with("/nix/store") => p = self.store.join(t.strip_prefix("/").unwrap()),
+                Ok(t) => p = p.parent().unwrap().join(t),
+                Err(_) => break,
+            }
+        }
+        p
+    }
+}
+
+fn rixos(store: &Path, dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(rixos_binary())
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rixos {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+/// Builds the seed (with a root password and key) as a VM, twice the initrd; once per test process.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let store = dir.join("store");
+        let key = dir.join("key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client) is installed by scripts/setup");
+        assert!(status.success());
+        let public = std::fs::read_to_string(dir.join("key.pub")).unwrap();
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/configs/seed/configuration.nix");
+        let seed = std::fs::canonicalize(&seed).expect("../shared/configs/seed beside the repository");
+        std::fs::write(
+            dir.join("configuration.nix"),
+            format!(
+                "{{ ... }}: {{\n  imports = [ {} ];\n  users.users.root.hashedPassword = \"{}\";\n  \
+                 users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n}}\n",
+                seed.display(),
+                ROOT_HASH.replace('$', "\\$"),
+                public.trim()
+            ),
+        )
+        .unwrap();
+        rixos(&store, &dir, &["channel", "--update"]);
+        let build = || {
+            let out = rixos(&store, &dir, &["system", "build-vm", "-c", "configuration.nix", "-o", "result"]);
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        build();
+        let result = dir.join("result");
+        let toplevel = std::fs::read_link(result.join("system")).unwrap().to_string_lossy().into_owned();
+        let mut b = Built {
+            _dir: tmp,
+            dir: dir.clone(),
+            store: store.clone(),
+            result,
+            toplevel,
+            key,
+        };
+        // Reproducibility: delete the initrd (and what refers to it), build again, compare the bytes.
+        let vm = std::fs::read_link(&b.result).unwrap();
+        let vm = format!("/nix/store/{}", vm.file_name().unwrap().to_string_lossy());
+        let initrd_file = std::fs::read_link(b.real(&b.toplevel).join("initrd")).unwrap();
+        let initrd = initrd_file.parent().unwrap().to_string_lossy().into_owned();
+        let first = sha256_of(&b.real(&initrd_file.to_string_lossy()));
+        std::fs::remove_file(&b.result).unwrap();
+        // The initrd and everything that refers to it, transitively (the toplevel, the run script, the VM).
+        let mut doomed = vec![initrd.clone(), vm];
+        let mut i = 0;
+        while i < doomed.len() {
+            let out = b.rixos(&["store", "query", "--referrers", &doomed[i]]);
+            for p in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if !doomed.iter().any(|d| d == p) {
+                    doomed.push(p.to_string());
+                }
+            }
+            i += 1;
+        }
+        let mut args = vec!["store", "delete"];
+        args.extend(doomed.iter().map(String::as_str));
+        b.rixos(&args);
+        assert!(!b.real(&initrd).exists(), "the initrd was deleted");
+        build();
+        let again = std::fs::read_link(b.real(&b.toplevel).join("initrd")).unwrap();
+        assert_eq!(again, initrd_file, "the same configuration gives the same initrd path");
+        assert_eq!(sha256_of(&b.real(&again.to_string_lossy())), first, "the rebuilt initrd has other bytes");
+        b.toplevel = std::fs::read_link(b.result.join("system")).unwrap().to_string_lossy().into_owned();
+        b
+    })
+}
+
+/// An empty ext4 disk labelled as build-vm's run script makes it.
+fn vm_disk(dir: &Path, name: &str) -> PathBuf {
+    let disk = dir.join(name);
+    std::fs::File::create(&disk).unwrap().set_len(1 << 30).unwrap();
+    let status = Command::new("mkfs.ext4").args(["-q", "-L", "rixos-vm"]).arg(&disk).status().unwrap();
+    assert!(status.success(), "mkfs.ext4 {}", disk.display());
+    disk
+}
+
+/// Runs `command` at the root shell and returns what it printed.
+fn run(machine: &mut Machine, command: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    machine
+        .send_line(&format!("echo BEGIN-{n}; {command}; echo END-{n}"))
+        .unwrap();
+    let groups = machine
+        .wait_for_regex(&format!(r"BEGIN-{n}\r?\n([\s\S]*?)END-{n}\r?\n"), COMMAND)
+        .unwrap_or_else(|e| panic!("{command}: {e}"));
+    groups[1].replace('\r', "").trim().to_string()
+}
+
+fn http_get(port: u16, host: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET / HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn the_seed_boots_to_a_login_and_does_what_it_says() {
+    let b = built();
+    let params = std::fs::read_to_string(b.real(&format!("{}/kernel-params", b.toplevel))).unwrap();
+    let cmdline = format!("{} init={}/init console=ttyS0 panic=-1", params.trim(), b.toplevel);
+    let disk = vm_disk(&b.dir, "seed.img");
+    let store = format!("local,path={},security_model=none,mount_tag=store,readonly=on", b.store.join("nix/store").display());
+    let builder: MachineBuilder = Machine::builder("seed")
+        .memory_mib(1024)
+        .direct_boot(
+            &b.real(&format!("{}/kernel", b.toplevel)),
+            Some(&b.real(&format!("{}/initrd", b.toplevel))),
+            &cmdline,
+        )
+        .medium(MediumKind::VirtioDisk, &disk)
+        .forward_host_port(22)
+        .forward_host_port(80)
+        .no_reboot()
+        .extra_args(["-virtfs".to_string(), store]);
+    let mut m = builder.start().unwrap();
+    m.wait_for("rixos stage 1: starting stage 2", BOOT).unwrap();
+    m.wait_for("mymachine login:", BOOT).unwrap();
+    m.send_line("root").unwrap();
+    m.wait_for("Password:", COMMAND).unwrap();
+    m.send_line("rixos").unwrap();
+    m.wait_for("# ", COMMAND).unwrap();
+
+    assert_eq!(run(&mut m, "hostname"), "mymachine");
+    let state = run(&mut m, "systemctl is-system-running --wait");
+    assert_eq!(state, "running", "failed units:\n{}", run(&mut m, "systemctl --failed --no-legend"));
+    assert_eq!(run(&mut m, "systemctl is-active sshd nginx"), "active\nactive");
+    // Nothing under /lib, /usr and /bin but /bin/sh, /usr/bin/env and the documented compatibility links.
+    assert_eq!(run(&mut m, "cd /usr && find . -mindepth 1 | sort | tr '\\n' ' '"), "./bin ./bin/env");
+    assert_eq!(run(&mut m, "cd /bin && ls -A | tr '\\n' ' '"), "mount sh umount");
+    assert_eq!(run(&mut m, "cd /lib && find . -mindepth 1 | sort | tr '\\n' ' '"), "./modules ./systemd ./systemd/systemd-shutdown");
+    assert!(run(&mut m, "readlink -f /etc/localtime").ends_with("/share/zoneinfo/Europe/Amsterdam"));
+    let id = run(&mut m, "id myuser");
+    assert!(id.contains("(wheel)") && id.contains("(networkmanager)"), "{id}");
+
+    run(&mut m, "mkdir -p /var/www/a /var/www/b && echo site-a > /var/www/a/index.html && echo site-b > /var/www/b/index.html");
+    let port = m.host_port(80).unwrap();
+    for (host, body) in [("a.example", "site-a"), ("b.example", "site-b")] {
+        let response = http_get(port, host);
+        assert!(response.starts_with("HTTP/1.1 200") && response.trim_end().ends_with(body), "{host}: {response}");
+    }
+
+    let ssh = Command::new("ssh")
+        .arg("-i")
+        .arg(&b.key)
+        .args(["-p", &m.host_port(22).unwrap().to_string()])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "ConnectTimeout=30", "root@127.0.0.1", "hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ssh.stdout).trim(),
+        "mymachine",
+        "ssh: {}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+
+    m.send_line("poweroff").unwrap();
+    let status = m.wait_exit(Duration::from_secs(30)).expect("poweroff ends QEMU within 30 s");
+    assert!(status.success(), "{status}");
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_run_script_makes_its_disk_and_boots_with_the_users_qemu_options() {
+    let b = built();
+    let disk = b.dir.join("run-script.img");
+    let script = b.result.join("bin/run-mymachine-vm");
+    let child = Command::new(&script)
+        .env("QEMU_OPTS", "-nographic -no-reboot -name rixos-qemu-test:run-script")
+        .env("QEMU_KERNEL_PARAMS", "console=ttyS0 panic=-1")
+        .env("RIXOS_DISK_IMAGE", &disk)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let writer = Arc::clone(&seen);
+    // Raw chunks, not lines: the login prompt has no newline after it.
+    std::thread::spawn(move || {
+        let mut stdout = stdout;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            writer.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let start = Instant::now();
+    while !seen.lock().unwrap().contains("mymachine login:") {
+        assert!(
+            start.elapsed() < BOOT,
+            "no login prompt within {BOOT:?}; the console showed:\n{}",
+            seen.lock().unwrap()
+        );
+        assert!(child.0.try_wait().unwrap().is_none(), "QEMU ended early:\n{}", seen.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(disk.exists(), "the run script made the disk image {}", disk.display());
+    let console = seen.lock().unwrap().clone();
+    assert!(console.contains("Command line:") && console.contains("console=ttyS0"), "QEMU_KERNEL_PARAMS reached the kernel");
+}
