@@ -50,7 +50,7 @@ in
       events { }
       http {
         access_log off;
-        include ${cfg.package}/share/nginx/mime.types;
+        include ${pkgs.nginx-common}/etc/nginx/mime.types;
       ${lib.concatStrings (map server (lib.attrValues cfg.virtualHosts))}}
     '';
     systemd.services.nginx = {
