@@ -20,13 +20,18 @@ in
     users.users.sshd = { isSystemUser = true; group = "sshd"; description = "SSH privilege separation user"; home = "/var/empty"; };
     users.groups.sshd = { };
     networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall cfg.ports;
-    environment.etc."ssh/sshd_config".text = ''
+    # Each user's keys, where sshd_config's AuthorizedKeysFile looks (root-owned, read-only, as StrictModes wants).
+    environment.etc = lib.mapAttrs' (name: u: lib.nameValuePair "ssh/authorized_keys.d/${name}" {
+      text = lib.concatLines u.openssh.authorizedKeys.keys;
+    }) (lib.filterAttrs (_: u: u.openssh.authorizedKeys.keys != [ ]) config.users.users) // {
+      "ssh/sshd_config".text = ''
       ${lib.concatMapStrings (p: "Port ${toString p}\n") cfg.ports}PermitRootLogin ${cfg.settings.PermitRootLogin}
       PasswordAuthentication ${yesNo cfg.settings.PasswordAuthentication}
       AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u
       HostKey /etc/ssh/ssh_host_ed25519_key
       UsePAM no
       ${cfg.extraConfig}'';
+    };
     systemd.services.sshd = {
       description = "SSH Daemon";
       wantedBy = [ "multi-user.target" ];
