@@ -153,11 +153,39 @@ fn built() -> &'static Built {
     })
 }
 
-/// An empty ext4 disk labelled as build-vm's run script makes it.
-fn vm_disk(dir: &Path, name: &str) -> PathBuf {
-    let disk = dir.join(name);
+/// The partition's GUID in [`converted_disk`], so the root can be given as `root=PARTUUID=...`.
+const ROOT_PARTUUID: &str = "5a1e7c0d-0b5e-4d2a-9c1f-7e57ab1e0001";
+
+/// A GPT disk with one ext4 partition (label rixos-vm) that an earlier system left files on, and the marker
+/// that asks stage 1 to lustrate it: everything moves to /old-root, the listed paths come back.
+fn converted_disk(dir: &Path) -> PathBuf {
+    let old = dir.join("old-root-contents");
+    std::fs::create_dir_all(old.join("etc/ssh")).unwrap();
+    std::fs::create_dir_all(old.join("srv")).unwrap();
+    std::fs::write(old.join("etc/ssh/kept_key"), "kept across the conversion\n").unwrap();
+    std::fs::write(old.join("srv/old-data"), "left in /old-root\n").unwrap();
+    std::fs::write(old.join("etc/NIXOS_LUSTRATE"), "/etc/ssh/kept_key\n").unwrap();
+    let disk = dir.join("converted.img");
     std::fs::File::create(&disk).unwrap().set_len(1 << 30).unwrap();
-    let status = Command::new("mkfs.ext4").args(["-q", "-L", "rixos-vm"]).arg(&disk).status().unwrap();
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["--quiet"])
+        .arg(&disk)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(
+        sfdisk.stdin.take().unwrap(),
+        "label: gpt\nstart=2048, size=2093056, type=linux, uuid={ROOT_PARTUUID}\n"
+    )
+    .unwrap();
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk");
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "rixos-vm", "-E", "offset=1048576", "-d"])
+        .arg(&old)
+        .arg(&disk)
+        .arg("1046528k")
+        .status()
+        .unwrap();
     assert!(status.success(), "mkfs.ext4 {}", disk.display());
     disk
 }
@@ -188,8 +216,13 @@ fn http_get(port: u16, host: &str) -> String {
 fn the_seed_boots_to_a_login_and_does_what_it_says() {
     let b = built();
     let params = std::fs::read_to_string(b.real(&format!("{}/kernel-params", b.toplevel))).unwrap();
-    let cmdline = format!("{} init={}/init console=ttyS0 panic=-1", params.trim(), b.toplevel);
-    let disk = vm_disk(&b.dir, "seed.img");
+    // The root by PARTUUID (overriding the configuration's label), on a disk stage 1 must lustrate first.
+    let cmdline = format!(
+        "{} init={}/init console=ttyS0 panic=-1 root=PARTUUID={ROOT_PARTUUID}",
+        params.trim(),
+        b.toplevel
+    );
+    let disk = converted_disk(&b.dir);
     let store = format!("local,path={},security_model=none,mount_tag=store,readonly=on", b.store.join("nix/store").display());
     let builder: MachineBuilder = Machine::builder("seed")
         .memory_mib(1024)
@@ -212,6 +245,8 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
     m.wait_for("# ", COMMAND).unwrap();
 
     assert_eq!(run(&mut m, "hostname"), "mymachine");
+    // Lustrated: the old system is under /old-root, the listed path came back, the rest did not.
+    assert_eq!(run(&mut m, "cat /old-root/srv/old-data; cat /etc/ssh/kept_key; ls /srv 2>&1 | wc -l"), "left in /old-root\nkept across the conversion\n0");
     let state = run(&mut m, "systemctl is-system-running --wait");
     assert_eq!(state, "running", "failed units:\n{}", run(&mut m, "systemctl --failed --no-legend"));
     assert_eq!(run(&mut m, "systemctl is-active sshd nginx"), "active\nactive");
@@ -248,6 +283,32 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
     m.send_line("poweroff").unwrap();
     let status = m.wait_exit(Duration::from_secs(30)).expect("poweroff ends QEMU within 30 s");
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn stage_1_says_what_it_waited_for_and_offers_a_rescue_shell() {
+    let b = built();
+    let disk = b.dir.join("wrong-label.img");
+    std::fs::File::create(&disk).unwrap().set_len(64 << 20).unwrap();
+    let status = Command::new("mkfs.ext4").args(["-q", "-L", "other"]).arg(&disk).status().unwrap();
+    assert!(status.success());
+    let cmdline = format!("init={}/init console=ttyS0 panic=-1 rixos.timeout=3", b.toplevel);
+    let mut m = Machine::builder("stage1-rescue")
+        .direct_boot(
+            &b.real(&format!("{}/kernel", b.toplevel)),
+            Some(&b.real(&format!("{}/initrd", b.toplevel))),
+            &cmdline,
+        )
+        .medium(MediumKind::VirtioDisk, &disk)
+        .start()
+        .unwrap();
+    let said = m.wait_for("i)", BOOT).unwrap();
+    assert!(said.contains("rixos-vm did not appear within 3 s"), "{said}");
+    assert!(said.contains("label \"other\""), "it lists the devices it saw: {said}");
+    m.send_line("i").unwrap();
+    m.send_line("echo RESCUE-$((6 * 7))").unwrap();
+    m.wait_for("RESCUE-42", COMMAND).unwrap();
+    m.kill().unwrap();
 }
 
 /// A child process killed when the test ends, however it ends.

@@ -82,7 +82,8 @@ let
   timerText = n: t: unitSection t + "\n" + section "Timer" t.timerConfig + "\n" + installSection t;
   targetText = n: t: unitSection t + "\n" + installSection t;
   ownUnits = generated "service" cfg.services serviceText ++ generated "socket" cfg.sockets socketText
-    ++ generated "timer" cfg.timers timerText ++ generated "target" cfg.targets targetText;
+    ++ generated "timer" cfg.timers timerText ++ generated "target" cfg.targets targetText
+    ++ generated "path" cfg.paths (n: p: unitSection p + "\n" + section "Path" p.pathConfig + "\n" + installSection p);
   ownWants = lib.concatMap (u: map (t: { dir = "${t}.wants"; unit = u.name; }) u.unit.wantedBy) ownUnits;
   upstreamNames = upstreamSystemd ++ upstreamUdev;
   # A generated unit replaces an upstream one of the same name.
@@ -130,6 +131,7 @@ in
     services = mkOption { type = types.attrsOf (types.submodule { options = serviceOptions; }); default = { }; description = "Services, by name."; };
     sockets = mkOption { type = types.attrsOf (types.submodule { options = unitOptions // { listenStreams = mkOption { type = types.listOf types.str; default = [ ]; description = "Addresses to listen on."; }; socketConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "[Socket] settings."; }; }; }); default = { }; description = "Sockets, by name."; };
     timers = mkOption { type = types.attrsOf (types.submodule { options = unitOptions // { timerConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "[Timer] settings."; }; }; }); default = { }; description = "Timers, by name."; };
+    paths = mkOption { type = types.attrsOf (types.submodule { options = unitOptions // { pathConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "[Path] settings."; }; }; }); default = { }; description = "Path units, by name."; };
     targets = mkOption { type = types.attrsOf (types.submodule { options = unitOptions; }); default = { }; description = "Targets, by name."; };
     tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; description = "tmpfiles.d(5) lines."; };
   };
@@ -139,6 +141,15 @@ in
   options.systemd.build.units = mkOption { type = types.package; internal = true; description = "The unit directory (`/etc/systemd/system`)."; };
   config = {
     systemd.build.units = unitTree;
+    # poweroff, reboot, halt and shutdown are systemctl under those names (Debian's systemd-sysv links them).
+    environment.systemPackages = [
+      (derivation {
+        name = "systemd-power-commands";
+        system = "x86_64-linux";
+        builder = "builtin:linkfarm";
+        links = lib.concatMapStrings (c: "bin/${c}\t${systemd}/bin/systemctl\n") [ "poweroff" "reboot" "halt" "shutdown" ];
+      })
+    ];
     environment.etc = {
       "systemd/system".source = unitTree;
       "udev/rules.d".source = udevRules;
