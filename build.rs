@@ -16,12 +16,23 @@ fn main() {
         .arg("--edition=2024")
         .args(["--crate-name", "rixos_stage1", "--crate-type", "bin"])
         .args(["-C", "opt-level=2", "-C", "panic=abort", "-C", "codegen-units=1"])
-        .args(["-C", "target-feature=+crt-static", "-C", "strip=symbols", "-C", "debuginfo=0"])
+        .args([
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "strip=symbols",
+            "-C",
+            "debuginfo=0",
+        ])
         .arg(format!("--remap-path-prefix={}=rixos", manifest.display()))
         .arg("-o")
         .arg(&target)
         .arg(&main)
         .status()
         .unwrap_or_else(|e| panic!("running {rustc:?} for the stage-1 init: {e}"));
-    assert!(status.success(), "compiling the stage-1 init ({}) failed", main.display());
+    assert!(
+        status.success(),
+        "compiling the stage-1 init ({}) failed",
+        main.display()
+    );
 }

@@ -6,6 +6,7 @@
 //!   ([`Machine::screenshot`], [`Machine::power_button`], [`Machine::reset`]), and [`Machine::kill`] as a power
 //!   cut.
 //! - KVM is used only where it really works ([`accel::kvm_usable`]); otherwise TCG.
+//! - [`rixos`]: the workspace's `rixos` binary and commands typed at a booted system's shell.
 //!
 //! Invariant: no QEMU process outlives its [`Machine`]. Dropping it (also while a test panics) kills and reaps
 //! the process, and the kernel kills it too if the thread that started it dies (`PR_SET_PDEATHSIG`).
@@ -14,6 +15,7 @@ pub mod accel;
 pub mod assets;
 mod machine;
 mod qmp;
+pub mod rixos;
 mod serial;
 
 pub use machine::{DirectBoot, Firmware, GuestForward, Machine, MachineBuilder, MachineError, MediumKind};

@@ -565,6 +565,21 @@ impl Machine {
         sent.map_err(|e| self.other(anyhow!(e).context("typing on the serial console")))
     }
 
+    /// Types `text` on the serial console as it is (escape sequences such as an arrow key's, no Enter).
+    pub fn send_keys(&mut self, text: &str) -> Result<(), MachineError> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(self.other(anyhow!("the serial console is closed")));
+        };
+        let sent = stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush());
+        sent.map_err(|e| self.other(anyhow!(e).context("typing on the serial console")))
+    }
+
+    /// Takes the medium out of the drive of the `index`-th medium attached (a CD-ROM), as a user ejecting it.
+    pub fn eject(&mut self, index: usize) -> Result<(), MachineError> {
+        self.qmp_execute("eject", json!({ "device": format!("medium{index}"), "force": true }))
+            .map(drop)
+    }
+
     /// Saves the screen (the VGA console) as a PNG file.
     pub fn screenshot(&mut self, png: &Path) -> Result<(), MachineError> {
         let ppm = self.work_dir().join("screen.ppm");

@@ -14,17 +14,10 @@ use std::time::{Duration, Instant};
 use qemu_harness::{Machine, MachineBuilder, MediumKind};
 
 /// crypt(3) of "rixos" (SHA-512), the root password of the test system.
-const ROOT_HASH: &str = "$6$rixostestsalt$8tJbnagdonmR3seirrKL4iJSY25bATehmKbCSuzk6mQIgCBPkiC/0gVlXBEmV7J2sw2X/m2/Pqk.BvZBj.6YT/";
+const ROOT_HASH: &str =
+    "$6$rixostestsalt$8tJbnagdonmR3seirrKL4iJSY25bATehmKbCSuzk6mQIgCBPkiC/0gVlXBEmV7J2sw2X/m2/Pqk.BvZBj.6YT/";
 const BOOT: Duration = Duration::from_secs(300);
 const COMMAND: Duration = Duration::from_secs(60);
-
-/// The rixos binary cargo built beside this test.
-fn rixos_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("rixos");
-    assert!(bin.exists(), "{} is missing: run the tests through `cargo test --workspace`", bin.display());
-    bin
-}
 
 struct Built {
     _dir: tempfile::TempDir,
@@ -39,7 +32,7 @@ struct Built {
 
 impl Built {
     fn rixos(&self, args: &[&str]) -> Output {
-        rixos(&self.store, &self.dir, args)
+        qemu_harness::rixos::run(&self.store, &self.dir, args)
     }
 
     /// The file behind a logical store path, links inside the store followed.
@@ -56,25 +49,13 @@ impl Built {
     }
 }
 
-fn rixos(store: &Path, dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(rixos_binary())
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rixos {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Builds the seed (with a root password and key) as a VM, twice the initrd; once per test process.
@@ -105,14 +86,21 @@ fn built() -> &'static Built {
             ),
         )
         .unwrap();
-        rixos(&store, &dir, &["channel", "--update"]);
+        qemu_harness::rixos::run(&store, &dir, &["channel", "--update"]);
         let build = || {
-            let out = rixos(&store, &dir, &["system", "build-vm", "-c", "configuration.nix", "-o", "result"]);
+            let out = qemu_harness::rixos::run(
+                &store,
+                &dir,
+                &["system", "build-vm", "-c", "configuration.nix", "-o", "result"],
+            );
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         };
         build();
         let result = dir.join("result");
-        let toplevel = std::fs::read_link(result.join("system")).unwrap().to_string_lossy().into_owned();
+        let toplevel = std::fs::read_link(result.join("system"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let mut b = Built {
             _dir: tmp,
             dir: dir.clone(),
@@ -147,8 +135,15 @@ fn built() -> &'static Built {
         build();
         let again = std::fs::read_link(b.real(&b.toplevel).join("initrd")).unwrap();
         assert_eq!(again, initrd_file, "the same configuration gives the same initrd path");
-        assert_eq!(sha256_of(&b.real(&again.to_string_lossy())), first, "the rebuilt initrd has other bytes");
-        b.toplevel = std::fs::read_link(b.result.join("system")).unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            sha256_of(&b.real(&again.to_string_lossy())),
+            first,
+            "the rebuilt initrd has other bytes"
+        );
+        b.toplevel = std::fs::read_link(b.result.join("system"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         b
     })
 }
@@ -191,16 +186,8 @@ fn converted_disk(dir: &Path) -> PathBuf {
 }
 
 /// Runs `command` at the root shell and returns what it printed.
-fn run(machine: &mut Machine, command: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    machine
-        .send_line(&format!("echo BEGIN-{n}; {command}; echo END-{n}"))
-        .unwrap();
-    let groups = machine
-        .wait_for_regex(&format!(r"BEGIN-{n}\r?\n([\s\S]*?)END-{n}\r?\n"), COMMAND)
-        .unwrap_or_else(|e| panic!("{command}: {e}"));
-    groups[1].replace('\r', "").trim().to_string()
+fn run(m: &mut Machine, command: &str) -> String {
+    qemu_harness::rixos::shell(m, command, COMMAND)
 }
 
 fn http_get(port: u16, host: &str) -> String {
@@ -223,7 +210,10 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
         b.toplevel
     );
     let disk = converted_disk(&b.dir);
-    let store = format!("local,path={},security_model=none,mount_tag=store,readonly=on", b.store.join("nix/store").display());
+    let store = format!(
+        "local,path={},security_model=none,mount_tag=store,readonly=on",
+        b.store.join("nix/store").display()
+    );
     let builder: MachineBuilder = Machine::builder("seed")
         .memory_mib(1024)
         .direct_boot(
@@ -246,30 +236,60 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
 
     assert_eq!(run(&mut m, "hostname"), "mymachine");
     // Lustrated: the old system is under /old-root, the listed path came back, the rest did not.
-    assert_eq!(run(&mut m, "cat /old-root/srv/old-data; cat /etc/ssh/kept_key; ls /srv 2>&1 | wc -l"), "left in /old-root\nkept across the conversion\n0");
+    assert_eq!(
+        run(
+            &mut m,
+            "cat /old-root/srv/old-data; cat /etc/ssh/kept_key; ls /srv 2>&1 | wc -l"
+        ),
+        "left in /old-root\nkept across the conversion\n0"
+    );
     let state = run(&mut m, "systemctl is-system-running --wait");
-    assert_eq!(state, "running", "failed units:\n{}", run(&mut m, "systemctl --failed --no-legend"));
+    assert_eq!(
+        state,
+        "running",
+        "failed units:\n{}",
+        run(&mut m, "systemctl --failed --no-legend")
+    );
     assert_eq!(run(&mut m, "systemctl is-active sshd nginx"), "active\nactive");
     // Nothing under /lib, /usr and /bin but /bin/sh, /usr/bin/env and the documented compatibility links.
-    assert_eq!(run(&mut m, "cd /usr && find . -mindepth 1 | sort | tr '\\n' ' '"), "./bin ./bin/env");
+    assert_eq!(
+        run(&mut m, "cd /usr && find . -mindepth 1 | sort | tr '\\n' ' '"),
+        "./bin ./bin/env"
+    );
     assert_eq!(run(&mut m, "cd /bin && ls -A | tr '\\n' ' '"), "mount sh umount");
-    assert_eq!(run(&mut m, "cd /lib && find . -mindepth 1 | sort | tr '\\n' ' '"), "./modules ./systemd ./systemd/systemd-shutdown");
+    assert_eq!(
+        run(&mut m, "cd /lib && find . -mindepth 1 | sort | tr '\\n' ' '"),
+        "./modules ./systemd ./systemd/systemd-shutdown"
+    );
     assert!(run(&mut m, "readlink -f /etc/localtime").ends_with("/share/zoneinfo/Europe/Amsterdam"));
     let id = run(&mut m, "id myuser");
     assert!(id.contains("(wheel)") && id.contains("(networkmanager)"), "{id}");
 
-    run(&mut m, "mkdir -p /var/www/a /var/www/b && echo site-a > /var/www/a/index.html && echo site-b > /var/www/b/index.html");
+    run(
+        &mut m,
+        "mkdir -p /var/www/a /var/www/b && echo site-a > /var/www/a/index.html && echo site-b > /var/www/b/index.html",
+    );
     let port = m.host_port(80).unwrap();
     for (host, body) in [("a.example", "site-a"), ("b.example", "site-b")] {
         let response = http_get(port, host);
-        assert!(response.starts_with("HTTP/1.1 200") && response.trim_end().ends_with(body), "{host}: {response}");
+        assert!(
+            response.starts_with("HTTP/1.1 200") && response.trim_end().ends_with(body),
+            "{host}: {response}"
+        );
     }
 
     let ssh = Command::new("ssh")
         .arg("-i")
         .arg(&b.key)
         .args(["-p", &m.host_port(22).unwrap().to_string()])
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+        ])
         .args(["-o", "ConnectTimeout=30", "root@127.0.0.1", "hostname"])
         .output()
         .unwrap();
@@ -281,7 +301,9 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
     );
 
     m.send_line("poweroff").unwrap();
-    let status = m.wait_exit(Duration::from_secs(30)).expect("poweroff ends QEMU within 30 s");
+    let status = m
+        .wait_exit(Duration::from_secs(30))
+        .expect("poweroff ends QEMU within 30 s");
     assert!(status.success(), "{status}");
 }
 
@@ -290,7 +312,11 @@ fn stage_1_says_what_it_waited_for_and_offers_a_rescue_shell() {
     let b = built();
     let disk = b.dir.join("wrong-label.img");
     std::fs::File::create(&disk).unwrap().set_len(64 << 20).unwrap();
-    let status = Command::new("mkfs.ext4").args(["-q", "-L", "other"]).arg(&disk).status().unwrap();
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-L", "other"])
+        .arg(&disk)
+        .status()
+        .unwrap();
     assert!(status.success());
     let cmdline = format!("init={}/init console=ttyS0 panic=-1 rixos.timeout=3", b.toplevel);
     let mut m = Machine::builder("stage1-rescue")
@@ -357,10 +383,17 @@ fn the_run_script_makes_its_disk_and_boots_with_the_users_qemu_options() {
             "no login prompt within {BOOT:?}; the console showed:\n{}",
             seen.lock().unwrap()
         );
-        assert!(child.0.try_wait().unwrap().is_none(), "QEMU ended early:\n{}", seen.lock().unwrap());
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "QEMU ended early:\n{}",
+            seen.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(disk.exists(), "the run script made the disk image {}", disk.display());
     let console = seen.lock().unwrap().clone();
-    assert!(console.contains("Command line:") && console.contains("console=ttyS0"), "QEMU_KERNEL_PARAMS reached the kernel");
+    assert!(
+        console.contains("Command line:") && console.contains("console=ttyS0"),
+        "QEMU_KERNEL_PARAMS reached the kernel"
+    );
 }

@@ -51,7 +51,13 @@ pub fn build(drv: &Derivation, target: &Path, real: &dyn Fn(&str) -> PathBuf) ->
     let mut config = String::from("# rixos stage-1 configuration, written by builtin:initrd.\n");
     let tree = env("modulesTree");
     if !tree.is_empty() {
-        let lines = add_modules(&mut archive, tree, env("kernelModules"), env("availableKernelModules"), real)?;
+        let lines = add_modules(
+            &mut archive,
+            tree,
+            env("kernelModules"),
+            env("availableKernelModules"),
+            real,
+        )?;
         config.push_str(&lines);
     }
 
@@ -207,11 +213,10 @@ fn add_with_libraries(
         if !carried.insert(logical.clone()) {
             continue;
         }
-        let file = add_store_file(archive, &logical, real, entries)
-            .with_context(|| match &wanted_by {
-                Some(by) => format!("carrying {logical} (needed by {by}) into the initrd"),
-                None => format!("carrying {logical} into the initrd"),
-            })?;
+        let file = add_store_file(archive, &logical, real, entries).with_context(|| match &wanted_by {
+            Some(by) => format!("carrying {logical} (needed by {by}) into the initrd"),
+            None => format!("carrying {logical} into the initrd"),
+        })?;
         let Some(elf) = DynamicInfo::read(&file)? else { continue };
         if let Some(interp) = elf.interpreter {
             queue.push((interp, Some(logical.clone())));
@@ -232,7 +237,9 @@ fn add_with_libraries(
     }
     for (needed, by, runpath) in by_name {
         if !carried.iter().any(|c| c.rsplit('/').next() == Some(needed.as_str())) {
-            bail!("{by} needs {needed}, which is in none of its RUNPATH directories ({runpath}) and not loaded by {program}");
+            bail!(
+                "{by} needs {needed}, which is in none of its RUNPATH directories ({runpath}) and not loaded by {program}"
+            );
         }
     }
     Ok(())
@@ -263,7 +270,11 @@ fn add_store_file(
             continue;
         }
         use std::os::unix::fs::PermissionsExt;
-        let mode = if meta.permissions().mode() & 0o111 != 0 { 0o555 } else { 0o444 };
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
         if new {
             archive.file_from_host(rel(&path), mode, &physical)?;
         }
@@ -293,7 +304,9 @@ impl DynamicInfo {
         }
         // Every offset comes from the file: checked, so a damaged file is an error, never a panic.
         let bytes = |o: usize, n: usize| -> Result<&[u8]> {
-            o.checked_add(n).and_then(|end| data.get(o..end)).context("an offset points outside the file")
+            o.checked_add(n)
+                .and_then(|end| data.get(o..end))
+                .context("an offset points outside the file")
         };
         let u16_at = |o: usize| -> Result<u64> { Ok(u16::from_le_bytes(bytes(o, 2)?.try_into()?) as u64) };
         let u64_at = |o: usize| -> Result<u64> { Ok(u64::from_le_bytes(bytes(o, 8)?.try_into()?)) };
@@ -305,7 +318,9 @@ impl DynamicInfo {
         let mut dynamic = None;
         let mut info = DynamicInfo::default();
         for i in 0..phnum {
-            let ph = phoff.checked_add(i * phentsize).context("program headers outside the file")?;
+            let ph = phoff
+                .checked_add(i * phentsize)
+                .context("program headers outside the file")?;
             let kind = u32::from_le_bytes(bytes(ph, 4)?.try_into()?);
             let offset = u64_at(ph + 8)? as usize;
             let vaddr = u64_at(ph + 16)?;
@@ -321,7 +336,9 @@ impl DynamicInfo {
                 _ => {}
             }
         }
-        let Some((offset, size)) = dynamic else { return Ok(Some(info)) };
+        let Some((offset, size)) = dynamic else {
+            return Ok(Some(info));
+        };
         let mut entries = Vec::new();
         let mut strtab = None;
         for e in (offset..offset.saturating_add(size)).step_by(16) {
@@ -371,7 +388,10 @@ mod tests {
         // The test binary itself is a dynamically linked ELF: it has an interpreter and needs libc.
         let me = std::env::current_exe().unwrap();
         let info = DynamicInfo::read(&me).unwrap().expect("an ELF file");
-        assert!(info.interpreter.as_deref().is_some_and(|i| i.contains("ld-linux")), "{info:?}");
+        assert!(
+            info.interpreter.as_deref().is_some_and(|i| i.contains("ld-linux")),
+            "{info:?}"
+        );
         assert!(info.needed.iter().any(|n| n.starts_with("libc.so")), "{info:?}");
     }
 
@@ -394,6 +414,9 @@ mod tests {
 
     #[test]
     fn paths_are_normalised_lexically() {
-        assert_eq!(normalise(Path::new("/nix/store/a/lib/../lib64/./x")), "/nix/store/a/lib64/x");
+        assert_eq!(
+            normalise(Path::new("/nix/store/a/lib/../lib64/./x")),
+            "/nix/store/a/lib64/x"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub const STAGE1_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rixos-s
 /// mount options, lustration, paths inside the new root, fsck results), compiled here too so `cargo test`
 /// runs their tests; the init itself is built by `build.rs`.
 #[cfg(test)]
+#[allow(dead_code)] // what only the init itself uses
 mod stage1 {
     #[path = "../stage1/cmdline.rs"]
     mod cmdline;

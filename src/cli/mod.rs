@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod channel;
 mod gc;
+mod image;
+mod image_write;
 mod instantiate;
 mod options;
 mod store;
@@ -41,6 +43,9 @@ pub enum Command {
     /// Build systems from configuration.nix (like nixos-rebuild).
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Build bootable images (`image build --format iso-minimal`) and write them to USB sticks (`image write`).
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Evaluate Nix expressions and write derivations (like nix-instantiate).
     Instantiate(instantiate::InstantiateArgs),
     /// Evaluate an expression and build the derivations it gives; link `result` to the output (like nix-build).
@@ -56,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => gc::run(&cli.store, &args),
         Command::Channel(args) => channel::run(&cli.store, &args),
         Command::System(command) => command.run(&cli.store),
+        Command::Image(command) => command.run(&cli.store, cli.quiet),
         Command::Options(args) => options::run(&cli.store, &args),
         Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
         Command::Build(args) => instantiate::build(&cli.store, &args),

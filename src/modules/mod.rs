@@ -33,16 +33,34 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/stage-2.nix", include_str!("nixos/stage-2.nix")),
     ("rixos/nixos/login.nix", include_str!("nixos/login.nix")),
     ("rixos/nixos/qemu-vm.nix", include_str!("nixos/qemu-vm.nix")),
+    ("rixos/nixos/iso-image.nix", include_str!("nixos/iso-image.nix")),
+    (
+        "rixos/images/iso-minimal.nix",
+        include_str!("../../images/iso-minimal.nix"),
+    ),
     ("rixos/nixos/options-doc.nix", include_str!("nixos/options-doc.nix")),
 ];
 
-/// Makes `<rixos/lib.nix>`, `builtins.rixosNearest` and `builtins.rixosStage1` available.
+/// Makes `<rixos/lib.nix>`, `builtins.rixosNearest`, `builtins.rixosStage1` and `builtins.rixosSelf` available.
 pub fn install(ev: &mut Evaluator) {
     for (name, source) in FILES {
         ev.internal_files.insert((*name).to_string(), source);
     }
     add_builtin(ev, "rixosNearest", 2, prim_nearest);
     add_builtin_lazy(ev, "rixosStage1", prim_stage1);
+    add_builtin_lazy(ev, "rixosSelf", prim_self);
+}
+
+/// `builtins.rixosSelf`: this rixos executable, added to the store (for the systems that carry rixos).
+fn prim_self(ev: &mut Evaluator, _: &[Thunk], pos: Pos) -> Result<Value> {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return crate::eval::error::eval_error(format!("finding the rixos executable: {e}"), pos),
+    };
+    match ev.io.add_path(&exe, "rixos-executable", None, true) {
+        Ok(path) => Ok(str_value(path.clone(), std::collections::BTreeSet::from([path]))),
+        Err(e) => crate::eval::error::eval_error(format!("adding {} to the store: {e:#}", exe.display()), pos),
+    }
 }
 
 /// `builtins.rixosStage1`: the store path of this rixos' stage-1 init (built into the binary), added to the

@@ -71,6 +71,7 @@ let
     number = either int float;
     port = ints.u16 // { description = "16 bit unsigned integer; between 0 and 65535 (both inclusive)"; };
     str = mkOptionType { name = "str"; description = "string"; check = isString; };
+    strMatching = pattern: mkOptionType { name = "strMatching ${builtins.toJSON pattern}"; description = "string matching the pattern ${pattern}"; check = x: isString x && builtins.match pattern x != null; };
     nonEmptyStr = mkOptionType { name = "nonEmptyStr"; description = "non-empty string"; check = x: isString x && builtins.match "[ \t\n]*" x == null; };
     singleLineStr = mkOptionType { name = "singleLineStr"; description = "(optionally newline-terminated) single-line string"; check = x: isString x && builtins.match "[^\n]*\n?" x != null; };
     separatedString = sep: mkOptionType {

@@ -207,7 +207,7 @@ impl LocalStore {
         let store_dir = sandbox.root.join(STORE_DIR.trim_start_matches('/'));
         if drv.builder.starts_with("builtin:") {
             let real = |logical: &str| self.real_path_of(logical);
-            run_builtin(drv_path, drv, outputs, &store_dir, &real)?;
+            run_builtin(self, drv_path, drv, outputs, &store_dir, &real)?;
         } else {
             check_platform(drv_path, drv)?;
             let network = drv.fixed_output().is_some();
@@ -348,6 +348,7 @@ fn check_platform(drv_path: &StorePath, drv: &Derivation) -> Result<()> {
 
 /// Builders rixos runs itself, outside the sandbox, as Nix does: their results are checked all the same.
 fn run_builtin(
+    store: &LocalStore,
     drv_path: &StorePath,
     drv: &Derivation,
     outputs: &BTreeMap<String, StorePath>,
@@ -412,6 +413,8 @@ fn run_builtin(
         }
         "builtin:initrd" => crate::boot::initrd::build(drv, &store_dir.join(out.base_name()), real)
             .with_context(|| format!("building {drv_path}")),
+        "builtin:iso-image" => crate::image::live_iso::build(drv, &store_dir.join(out.base_name()), store, real)
+            .with_context(|| format!("building {drv_path}")),
         "builtin:unit-tree" => crate::system::units::build(drv, &store_dir.join(out.base_name()), real)
             .with_context(|| format!("building {drv_path}")),
         "builtin:fetchurl" => {
@@ -437,7 +440,7 @@ fn run_builtin(
         }
         other => {
             bail!(
-                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv, builtin:linkfarm, builtin:write, builtin:initrd, builtin:unit-tree and builtin:unpack-deb)"
+                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv, builtin:linkfarm, builtin:write, builtin:initrd, builtin:unit-tree, builtin:iso-image and builtin:unpack-deb)"
             )
         }
     }

@@ -31,7 +31,10 @@ pub fn build(drv: &Derivation, target: &Path, real: &dyn Fn(&str) -> PathBuf) ->
     };
     let search: Vec<&str> = env("search").split_whitespace().collect();
     let exists = |logical: &str| fs::symlink_metadata(real(logical)).is_ok();
-    let resolver = Resolver { search: &search, exists: &exists };
+    let resolver = Resolver {
+        search: &search,
+        exists: &exists,
+    };
     fs::create_dir_all(target)?;
     for line in env("units").lines().filter(|l| !l.is_empty()) {
         let (name, source) = split_line(line)?;
@@ -45,7 +48,11 @@ pub fn build(drv: &Derivation, target: &Path, real: &dyn Fn(&str) -> PathBuf) ->
             }
         }
         let text = fs::read_to_string(&physical).with_context(|| format!("reading the unit {name} ({source})"))?;
-        let text = if udev { resolver.rewrite_rules(&text) } else { resolver.rewrite(&text) };
+        let text = if udev {
+            resolver.rewrite_rules(&text)
+        } else {
+            resolver.rewrite(&text)
+        };
         fs::write(&dest, text).with_context(|| format!("writing {}", dest.display()))?;
     }
     for line in env("links").lines().filter(|l| !l.is_empty()) {
@@ -121,7 +128,9 @@ impl Resolver<'_> {
                 continue;
             };
             // `-`, `@`, `:`, `+`, `!` prefixes change how systemd runs the command, not which command it is.
-            let command_at = value.find(|c: char| !matches!(c, '-' | '@' | ':' | '+' | '!')).unwrap_or(value.len());
+            let command_at = value
+                .find(|c: char| !matches!(c, '-' | '@' | ':' | '+' | '!'))
+                .unwrap_or(value.len());
             let (flags, command) = value.split_at(command_at);
             let name_end = command.find(|c: char| c.is_whitespace()).unwrap_or(command.len());
             let name = &command[..name_end];
@@ -172,19 +181,30 @@ impl Resolver<'_> {
         let text = self.rewrite(text);
         let mut out = String::with_capacity(text.len() + 256);
         let mut rest = text.as_str();
-        const KEYS: &[&str] = &["PROGRAM==\"", "PROGRAM=\"", "IMPORT{program}==\"", "IMPORT{program}=\"", "RUN+=\"", "RUN=\""];
+        const KEYS: &[&str] = &[
+            "PROGRAM==\"",
+            "PROGRAM=\"",
+            "IMPORT{program}==\"",
+            "IMPORT{program}=\"",
+            "RUN+=\"",
+            "RUN=\"",
+        ];
         while let Some((at, key)) = KEYS.iter().filter_map(|k| rest.find(k).map(|i| (i, *k))).min() {
             let value_start = at + key.len();
             out.push_str(&rest[..value_start]);
             rest = &rest[value_start..];
-            let end = rest.find(|ch: char| ch.is_whitespace() || ch == '"').unwrap_or(rest.len());
+            let end = rest
+                .find(|ch: char| ch.is_whitespace() || ch == '"')
+                .unwrap_or(rest.len());
             let program = &rest[..end];
-            if !program.is_empty() && !program.contains('/') && !program.contains('$') {
-                if let Some(found) = self.lookup(&format!("/lib/udev/{program}")) {
-                    out.push_str(&found);
-                    rest = &rest[end..];
-                    continue;
-                }
+            if !program.is_empty()
+                && !program.contains('/')
+                && !program.contains('$')
+                && let Some(found) = self.lookup(&format!("/lib/udev/{program}"))
+            {
+                out.push_str(&found);
+                rest = &rest[end..];
+                continue;
             }
         }
         out.push_str(rest);
@@ -210,7 +230,10 @@ mod tests {
         ];
         let exists = |p: &str| files.iter().any(|f| f == p);
         let search = [SYSTEMD, UTIL, UDEV];
-        f(&Resolver { search: &search, exists: &exists })
+        f(&Resolver {
+            search: &search,
+            exists: &exists,
+        })
     }
 
     #[test]
@@ -219,14 +242,33 @@ mod tests {
                     ExecStart=-/sbin/agetty -o '-p -- \\\\u' --noclear - $TERM\nExecReload=/bin/systemctl reload\n\
                     ConditionPathExists=/lib/systemd/system/foo.service\nDocumentation=man:x(8) https://a/bin/systemctl\n";
         let out = with_resolver(|r| r.rewrite(unit));
-        assert!(out.contains(&format!("ExecStart={SYSTEMD}/lib/systemd/systemd-journald\n")), "{out}");
-        assert!(out.contains("ExecStartPre=-/bin/plymouth quit"), "unknown programs are left: {out}");
+        assert!(
+            out.contains(&format!("ExecStart={SYSTEMD}/lib/systemd/systemd-journald\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains("ExecStartPre=-/bin/plymouth quit"),
+            "unknown programs are left: {out}"
+        );
         assert!(out.contains(&format!("ExecStart=-{UTIL}/sbin/agetty -o")), "{out}");
-        assert!(out.contains(&format!("ExecReload={SYSTEMD}/bin/systemctl reload")), "{out}");
-        assert!(out.contains("=/lib/systemd/system/foo.service"), "data paths are left: {out}");
-        assert!(out.contains("https://a/bin/systemctl"), "paths inside words are left: {out}");
-        let bare = with_resolver(|r| r.rewrite("ExecStart=-systemctl start x\nExecReload=nothere\nDescription=systemctl\n"));
-        assert_eq!(bare, format!("ExecStart=-{SYSTEMD}/bin/systemctl start x\nExecReload=nothere\nDescription=systemctl\n"));
+        assert!(
+            out.contains(&format!("ExecReload={SYSTEMD}/bin/systemctl reload")),
+            "{out}"
+        );
+        assert!(
+            out.contains("=/lib/systemd/system/foo.service"),
+            "data paths are left: {out}"
+        );
+        assert!(
+            out.contains("https://a/bin/systemctl"),
+            "paths inside words are left: {out}"
+        );
+        let bare =
+            with_resolver(|r| r.rewrite("ExecStart=-systemctl start x\nExecReload=nothere\nDescription=systemctl\n"));
+        assert_eq!(
+            bare,
+            format!("ExecStart=-{SYSTEMD}/bin/systemctl start x\nExecReload=nothere\nDescription=systemctl\n")
+        );
     }
 
     #[test]
@@ -234,7 +276,12 @@ mod tests {
         let rules = "KERNEL==\"sd*\", IMPORT{program}=\"ata_id --export $devnode\"\nRUN+=\"/bin/udevadm trigger\"\n\
                      PROGRAM=\"missing_id\", RUN{builtin}+=\"kmod load $env{MODALIAS}\"\n";
         let out = with_resolver(|r| r.rewrite_rules(rules));
-        assert!(out.contains(&format!("IMPORT{{program}}=\"{UDEV}/lib/udev/ata_id --export $devnode\"")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "IMPORT{{program}}=\"{UDEV}/lib/udev/ata_id --export $devnode\""
+            )),
+            "{out}"
+        );
         assert!(out.contains(&format!("RUN+=\"{UDEV}/bin/udevadm trigger\"")), "{out}");
         assert!(out.contains("PROGRAM=\"missing_id\""), "{out}");
         assert!(out.contains("RUN{builtin}+=\"kmod load $env{MODALIAS}\""), "{out}");

@@ -34,7 +34,9 @@ pub(crate) fn parse(cmdline: &str) -> KernelParams {
             match &value {
                 Some(v) if !v.is_empty() => Some(v.clone()),
                 _ => {
-                    params.warnings.push(format!("`{name}` needs a value (`{name}=...`); ignored"));
+                    params
+                        .warnings
+                        .push(format!("`{name}` needs a value (`{name}=...`); ignored"));
                     None
                 }
             }
@@ -104,7 +106,10 @@ pub(crate) fn split(cmdline: &str) -> Vec<(String, Option<String>)> {
                 if (value_quoted || quoted) && ends_with_quote && value_end > value_start {
                     value_end -= 1;
                 }
-                (name.to_string(), Some(cmdline[value_start..value_end.max(value_start)].to_string()))
+                (
+                    name.to_string(),
+                    Some(cmdline[value_start..value_end.max(value_start)].to_string()),
+                )
             }
             None => {
                 let name_end = if quoted && ends_with_quote { end - 1 } else { end };
@@ -135,7 +140,10 @@ mod tests {
             pairs("  console=ttyS0 panic=-1\tquiet\n"),
             vec![p("console", Some("ttyS0")), p("panic", Some("-1")), p("quiet", None)]
         );
-        assert_eq!(pairs(r#"root="LABEL=my disk" ro"#), vec![p("root", Some("LABEL=my disk")), p("ro", None)]);
+        assert_eq!(
+            pairs(r#"root="LABEL=my disk" ro"#),
+            vec![p("root", Some("LABEL=my disk")), p("ro", None)]
+        );
         assert_eq!(pairs(r#""a b=c d" e"#), vec![p("a b", Some("c d")), p("e", None)]);
         assert_eq!(pairs(r#"x=a"b c"d"#), vec![p("x", Some(r#"a"b c"d"#))]);
         assert_eq!(pairs(r#""flag""#), vec![p("flag", None)]);

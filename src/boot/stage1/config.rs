@@ -45,7 +45,10 @@ pub(crate) struct FsEntry {
 pub(crate) enum RootSource {
     Device(FsEntry),
     /// A live medium holding a squashfs of the store; the root itself is a tmpfs.
-    Live { medium: String, squashfs: String },
+    Live {
+        medium: String,
+        squashfs: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +70,10 @@ pub(crate) struct InitrdConfig {
 impl InitrdConfig {
     /// The checker for `fstype`, if the config names one.
     pub(crate) fn checker_for(&self, fstype: &str) -> Option<&str> {
-        self.checkers.iter().find(|c| c.fstype == fstype).map(|c| c.program.as_str())
+        self.checkers
+            .iter()
+            .find(|c| c.fstype == fstype)
+            .map(|c| c.program.as_str())
     }
 }
 
@@ -80,7 +86,11 @@ pub(crate) struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 { write!(f, "{}", self.message) } else { write!(f, "line {}: {}", self.line, self.message) }
+        if self.line == 0 {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "line {}: {}", self.line, self.message)
+        }
     }
 }
 
@@ -96,7 +106,9 @@ pub(crate) fn parse(text: &str) -> Result<InitrdConfig, ConfigError> {
         let line = index + 1;
         let err = |message: String| ConfigError { line, message };
         let fields: Vec<String> = split_fields(strip_comment(raw_line)).map_err(err)?;
-        let Some((directive, args)) = fields.split_first() else { continue };
+        let Some((directive, args)) = fields.split_first() else {
+            continue;
+        };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         match directive.as_str() {
             "module" => {
@@ -108,11 +120,16 @@ pub(crate) fn parse(text: &str) -> Result<InitrdConfig, ConfigError> {
                     ["optional"] => true,
                     _ => return Err(err(format!("`module` takes PATH [optional], got {}", rest.join(" ")))),
                 };
-                modules.push(KernelModule { path: absolute(path, "module path").map_err(err)?, optional });
+                modules.push(KernelModule {
+                    path: absolute(path, "module path").map_err(err)?,
+                    optional,
+                });
             }
             "root" | "live" => {
                 if let Some((first, _)) = &root {
-                    return Err(err(format!("a second root (`{directive}`); line {first} already gives one")));
+                    return Err(err(format!(
+                        "a second root (`{directive}`); line {first} already gives one"
+                    )));
                 }
                 let source = if directive == "root" {
                     let (spec, fstype, options) = match args.as_slice() {
@@ -145,7 +162,9 @@ pub(crate) fn parse(text: &str) -> Result<InitrdConfig, ConfigError> {
                 };
                 let mount_point = absolute(mount_point, "mount point").map_err(err)?;
                 if mount_point == "/" {
-                    return Err(err("`mount` cannot mount `/`; the root comes from the `root` line".into()));
+                    return Err(err(
+                        "`mount` cannot mount `/`; the root comes from the `root` line".into()
+                    ));
                 }
                 mounts.push(FsEntry {
                     spec: spec.to_string(),
@@ -167,7 +186,9 @@ pub(crate) fn parse(text: &str) -> Result<InitrdConfig, ConfigError> {
                 });
             }
             "timeout" => {
-                let [seconds] = args.as_slice() else { return Err(err("`timeout` takes SECONDS".into())) };
+                let [seconds] = args.as_slice() else {
+                    return Err(err("`timeout` takes SECONDS".into()));
+                };
                 if timeout_secs.is_some() {
                     return Err(err("a second `timeout`".into()));
                 }
@@ -177,7 +198,9 @@ pub(crate) fn parse(text: &str) -> Result<InitrdConfig, ConfigError> {
                 timeout_secs = Some(seconds);
             }
             "init" => {
-                let [path] = args.as_slice() else { return Err(err("`init` takes PATH".into())) };
+                let [path] = args.as_slice() else {
+                    return Err(err("`init` takes PATH".into()));
+                };
                 if init.is_some() {
                     return Err(err("a second `init`".into()));
                 }
@@ -188,7 +211,10 @@ pub(crate) fn parse(text: &str) -> Result<InitrdConfig, ConfigError> {
     }
 
     let Some((_, root)) = root else {
-        return Err(ConfigError { line: 0, message: "no `root` or `live` line: stage 1 cannot know what to mount".into() });
+        return Err(ConfigError {
+            line: 0,
+            message: "no `root` or `live` line: stage 1 cannot know what to mount".into(),
+        });
     };
     Ok(InitrdConfig {
         modules,
@@ -226,9 +252,13 @@ fn unescape(field: &str) -> Result<String, String> {
     let mut at = 0;
     while at < bytes.len() {
         if bytes[at] == b'\\' {
-            let digits = bytes.get(at + 1..at + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+            let digits = bytes
+                .get(at + 1..at + 4)
+                .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
             let Some(digits) = digits else {
-                return Err(format!("`{field}`: a backslash must start a three-digit octal escape like \\040"));
+                return Err(format!(
+                    "`{field}`: a backslash must start a three-digit octal escape like \\040"
+                ));
             };
             let value = digits.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
             let byte = u8::try_from(value).map_err(|_| format!("`{field}`: octal escape above \\377"))?;
@@ -243,7 +273,11 @@ fn unescape(field: &str) -> Result<String, String> {
 }
 
 fn absolute(path: &str, what: &str) -> Result<String, String> {
-    if path.starts_with('/') { Ok(path.to_string()) } else { Err(format!("the {what} `{path}` is not an absolute path")) }
+    if path.starts_with('/') {
+        Ok(path.to_string())
+    } else {
+        Err(format!("the {what} `{path}` is not an absolute path"))
+    }
 }
 
 #[cfg(test)]
@@ -269,7 +303,10 @@ init /nix/store/xyz-system/init
         assert_eq!(config.modules.len(), 2);
         assert!(config.modules[0].optional);
         assert!(!config.modules[1].optional);
-        assert_eq!(config.modules[1].path, "/lib/modules/6.1.0-x-amd64/kernel/fs/ext4/ext4.ko");
+        assert_eq!(
+            config.modules[1].path,
+            "/lib/modules/6.1.0-x-amd64/kernel/fs/ext4/ext4.ko"
+        );
         assert_eq!(
             config.root,
             RootSource::Device(FsEntry {
@@ -282,7 +319,10 @@ init /nix/store/xyz-system/init
         assert_eq!(config.mounts.len(), 2);
         assert_eq!(config.mounts[0].spec, "store");
         assert_eq!(config.mounts[0].mount_point, "/nix/store");
-        assert_eq!(config.mounts[0].options, "ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose");
+        assert_eq!(
+            config.mounts[0].options,
+            "ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose"
+        );
         assert_eq!(config.mounts[1].options, "");
         assert_eq!(config.checker_for("ext4"), Some("/nix/store/abc-e2fsprogs/sbin/e2fsck"));
         assert_eq!(config.checker_for("vfat"), None);
@@ -295,7 +335,10 @@ init /nix/store/xyz-system/init
         let config = parse("live LABEL=RIXOS_ISO /rixos/store.squashfs\n").unwrap();
         assert_eq!(
             config.root,
-            RootSource::Live { medium: "LABEL=RIXOS_ISO".into(), squashfs: "/rixos/store.squashfs".into() }
+            RootSource::Live {
+                medium: "LABEL=RIXOS_ISO".into(),
+                squashfs: "/rixos/store.squashfs".into()
+            }
         );
         assert_eq!(config.timeout_secs, DEFAULT_TIMEOUT_SECS);
         assert_eq!(config.init, None);
@@ -304,7 +347,9 @@ init /nix/store/xyz-system/init
     #[test]
     fn octal_escapes_and_inner_hash() {
         let config = parse("root LABEL=my\\040disk ext4 rw\ninit /a#b\n").unwrap();
-        let RootSource::Device(root) = config.root else { panic!("not a device root") };
+        let RootSource::Device(root) = config.root else {
+            panic!("not a device root")
+        };
         assert_eq!(root.spec, "LABEL=my disk");
         assert_eq!(config.init.as_deref(), Some("/a#b"));
     }
@@ -318,7 +363,11 @@ init /nix/store/xyz-system/init
             ("root LABEL=a ext4\nmodule x.ko\n", 2, "not an absolute path"),
             ("root LABEL=a ext4\nmodule /x.ko maybe\n", 2, "PATH [optional]"),
             ("root LABEL=a ext4\ntimeout soon\n", 2, "whole seconds"),
-            ("root LABEL=a ext4\n\n\nfrobnicate\n", 4, "unknown directive `frobnicate`"),
+            (
+                "root LABEL=a ext4\n\n\nfrobnicate\n",
+                4,
+                "unknown directive `frobnicate`",
+            ),
             ("root LABEL=a ext4\nmount x / tmpfs\n", 2, "cannot mount `/`"),
             ("root LABEL=a ext4\nfsck ext4 /a\nfsck ext4 /b\n", 3, "second checker"),
             ("root LABEL=a\\04 ext4\n", 1, "octal escape"),

@@ -41,7 +41,9 @@ pub(crate) fn check(checker: &str, device: &str) -> Result<FsckOutcome, String> 
         .map_err(|e| format!("checking {device} with `{checker} -p {device}` failed to start: {e}"))?;
     match status.code() {
         Some(code) => outcome(code).map_err(|why| format!("checking {device} with `{checker} -p {device}`: {why}")),
-        None => Err(format!("checking {device} with `{checker} -p {device}`: killed by a signal ({status})")),
+        None => Err(format!(
+            "checking {device} with `{checker} -p {device}`: killed by a signal ({status})"
+        )),
     }
 }
 

@@ -35,8 +35,11 @@ pub(crate) fn requested(root: &Path) -> bool {
 
 /// The top-level entries to move, sorted.
 pub(crate) fn entries_to_move(names: &[String]) -> Vec<String> {
-    let mut moved: Vec<String> =
-        names.iter().filter(|n| !KEPT_IN_PLACE.contains(&n.as_str()) && n.as_str() != STAGING).cloned().collect();
+    let mut moved: Vec<String> = names
+        .iter()
+        .filter(|n| !KEPT_IN_PLACE.contains(&n.as_str()) && n.as_str() != STAGING)
+        .cloned()
+        .collect();
     moved.sort();
     moved
 }
@@ -46,7 +49,11 @@ pub(crate) fn entries_to_move(names: &[String]) -> Vec<String> {
 pub(crate) fn parse_keep_list(text: &str) -> (Vec<String>, Vec<String>) {
     let mut paths = Vec::new();
     let mut warnings = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         if !line.starts_with('/') {
             warnings.push(format!("{MARKER}: `{line}` is not an absolute path; skipped"));
             continue;
@@ -75,7 +82,12 @@ pub(crate) fn lustrate(root: &Path) -> Result<Lustration, String> {
     let staging = root.join(STAGING);
     match fs::symlink_metadata(&staging) {
         Ok(md) if md.is_dir() => {}
-        Ok(_) => return Err(format!("{} exists and is not a directory; nothing was moved", staging.display())),
+        Ok(_) => {
+            return Err(format!(
+                "{} exists and is not a directory; nothing was moved",
+                staging.display()
+            ));
+        }
         Err(_) => fs::DirBuilder::new()
             .mode(0o755)
             .create(&staging)
@@ -105,7 +117,10 @@ pub(crate) fn lustrate(root: &Path) -> Result<Lustration, String> {
         .map_err(|e| format!("renaming {} to {}: {e}", staging.display(), old_root.display()))?;
 
     let etc = root.join("etc");
-    fs::DirBuilder::new().mode(0o755).create(&etc).map_err(|e| format!("creating {}: {e}", etc.display()))?;
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(&etc)
+        .map_err(|e| format!("creating {}: {e}", etc.display()))?;
     fs::write(etc.join("NIXOS"), b"").map_err(|e| format!("creating {}/NIXOS: {e}", etc.display()))?;
 
     let request = old_root.join(MARKER);
@@ -116,7 +131,9 @@ pub(crate) fn lustrate(root: &Path) -> Result<Lustration, String> {
         let from = old_root.join(&relative);
         let to = root.join(&relative);
         if fs::symlink_metadata(&from).is_err() {
-            report.warnings.push(format!("/{relative} is listed in {MARKER} but does not exist; not kept"));
+            report.warnings.push(format!(
+                "/{relative} is listed in {MARKER} but does not exist; not kept"
+            ));
             continue;
         }
         if let Some(parent) = to.parent() {
@@ -159,13 +176,18 @@ fn copy_preserving(from: &Path, to: &Path, warnings: &mut Vec<String>) -> io::Re
     } else if kind.is_file() {
         fs::copy(from, to)?;
     } else {
-        warnings.push(format!("{} is not a file, directory or symlink; not copied", from.display()));
+        warnings.push(format!(
+            "{} is not a file, directory or symlink; not copied",
+            from.display()
+        ));
         return Ok(());
     }
     // Ownership first: chown clears set-user-ID bits that the mode then restores.
     std::os::unix::fs::lchown(to, Some(md.uid()), Some(md.gid()))?;
     fs::set_permissions(to, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-    let times = fs::FileTimes::new().set_accessed(md.accessed()?).set_modified(md.modified()?);
+    let times = fs::FileTimes::new()
+        .set_accessed(md.accessed()?)
+        .set_modified(md.modified()?);
     fs::File::open(to)?.set_times(times)
 }
 
@@ -191,19 +213,24 @@ mod tests {
     }
 
     fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         names
     }
 
     #[test]
     fn plan() {
-        let names: Vec<String> =
-            ["usr", "nix", "boot", "etc", ".hidden", "old-root.tmp"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["usr", "nix", "boot", "etc", ".hidden", "old-root.tmp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(entries_to_move(&names), vec![".hidden", "etc", "usr"]);
-        let (paths, warnings) =
-            parse_keep_list("/etc/ssh/ssh_host_ed25519_key\n\n  /root/.ssh/  \n# comment\nrel\n/a/../b\n/\n//etc//./x\n");
+        let (paths, warnings) = parse_keep_list(
+            "/etc/ssh/ssh_host_ed25519_key\n\n  /root/.ssh/  \n# comment\nrel\n/a/../b\n/\n//etc//./x\n",
+        );
         assert_eq!(paths, vec!["etc/ssh/ssh_host_ed25519_key", "root/.ssh", "etc/x"]);
         assert_eq!(warnings.len(), 3, "{warnings:?}");
     }
@@ -215,26 +242,43 @@ mod tests {
         write(&root, "boot/vmlinuz", "kernel");
         write(&root, "etc/passwd", "root:x:0:0");
         write(&root, "etc/ssh/ssh_host_ed25519_key", "secret");
-        fs::set_permissions(root.join("etc/ssh/ssh_host_ed25519_key"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(
+            root.join("etc/ssh/ssh_host_ed25519_key"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         write(&root, "root/.ssh/authorized_keys", "ssh-ed25519 AAAA");
         write(&root, "home/user/notes", "n");
         write(&root, ".hidden", "h");
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
-        write(&root, MARKER, "/etc/ssh/ssh_host_ed25519_key\n/root/.ssh\n/link\n/not/there\n");
+        write(
+            &root,
+            MARKER,
+            "/etc/ssh/ssh_host_ed25519_key\n/root/.ssh\n/link\n/not/there\n",
+        );
 
         let report = lustrate(&root).unwrap();
         assert_eq!(report.moved, vec![".hidden", "etc", "home", "link", "root"]);
-        assert_eq!(report.kept, vec!["/etc/ssh/ssh_host_ed25519_key", "/root/.ssh", "/link"]);
+        assert_eq!(
+            report.kept,
+            vec!["/etc/ssh/ssh_host_ed25519_key", "/root/.ssh", "/link"]
+        );
         assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
         assert_eq!(names(&root), vec!["boot", "etc", "link", "nix", "old-root", "root"]);
         assert_eq!(names(&root.join("etc")), vec!["NIXOS", "ssh"]);
         assert_eq!(fs::read(root.join("etc/NIXOS")).unwrap(), b"");
         let key = fs::metadata(root.join("etc/ssh/ssh_host_ed25519_key")).unwrap();
         assert_eq!(key.mode() & 0o7777, 0o600);
-        assert_eq!(fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(), "ssh-ed25519 AAAA");
+        assert_eq!(
+            fs::read_to_string(root.join("root/.ssh/authorized_keys")).unwrap(),
+            "ssh-ed25519 AAAA"
+        );
         assert_eq!(fs::read_link(root.join("link")).unwrap(), PathBuf::from("/etc/passwd"));
         assert_eq!(fs::metadata(root.join("etc/ssh")).unwrap().mode() & 0o777, 0o755);
-        assert_eq!(fs::read_to_string(root.join("old-root/etc/passwd")).unwrap(), "root:x:0:0");
+        assert_eq!(
+            fs::read_to_string(root.join("old-root/etc/passwd")).unwrap(),
+            "root:x:0:0"
+        );
         assert_eq!(fs::read_to_string(root.join("old-root/home/user/notes")).unwrap(), "n");
         assert_eq!(fs::read_to_string(root.join("nix/store/abc-x/file")).unwrap(), "store");
         assert!(!requested(&root), "the marker went to old-root");
@@ -264,7 +308,10 @@ mod tests {
         let error = lustrate(&root).unwrap_err();
         assert!(error.contains("both"), "{error}");
         assert_eq!(fs::read_to_string(root.join("etc/passwd")).unwrap(), "current");
-        assert_eq!(fs::read_to_string(root.join("old-root.tmp/etc/passwd")).unwrap(), "moved by an interrupted run");
+        assert_eq!(
+            fs::read_to_string(root.join("old-root.tmp/etc/passwd")).unwrap(),
+            "moved by an interrupted run"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -77,13 +77,18 @@ pub(crate) fn parse(options: &str) -> MountOptions {
         };
         flags = (flags | set) & !clear;
     }
-    MountOptions { flags, data: data.join(",") }
+    MountOptions {
+        flags,
+        data: data.join(","),
+    }
 }
 
 /// Options for mount(8), fstab readers and systemd, which a filesystem would reject as unknown.
 fn is_userspace_only(option: &str) -> bool {
-    matches!(option, "defaults" | "auto" | "noauto" | "nofail" | "user" | "nouser" | "users" | "owner" | "group" | "_netdev")
-        || option.starts_with("x-")
+    matches!(
+        option,
+        "defaults" | "auto" | "noauto" | "nofail" | "user" | "nouser" | "users" | "owner" | "group" | "_netdev"
+    ) || option.starts_with("x-")
         || option.starts_with("comment=")
 }
 
@@ -97,11 +102,17 @@ mod tests {
         assert_eq!(parse("defaults"), MountOptions::default());
         assert_eq!(
             parse("ro,trans=virtio,version=9p2000.L,msize=262144,cache=loose"),
-            MountOptions { flags: MS_RDONLY, data: "trans=virtio,version=9p2000.L,msize=262144,cache=loose".into() }
+            MountOptions {
+                flags: MS_RDONLY,
+                data: "trans=virtio,version=9p2000.L,msize=262144,cache=loose".into()
+            }
         );
         assert_eq!(
             parse("rw,nosuid,nodev,noexec,noatime,errors=remount-ro"),
-            MountOptions { flags: MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME, data: "errors=remount-ro".into() }
+            MountOptions {
+                flags: MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME,
+                data: "errors=remount-ro".into()
+            }
         );
         assert_eq!(parse("relatime,lazytime").flags, MS_RELATIME | MS_LAZYTIME);
         assert!(parse("rbind").is_bind());
@@ -119,7 +130,10 @@ mod tests {
     fn userspace_options_are_dropped() {
         assert_eq!(
             parse("nofail,x-systemd.device-timeout=5,noauto,_netdev,comment=x,mode=755"),
-            MountOptions { flags: 0, data: "mode=755".into() }
+            MountOptions {
+                flags: 0,
+                data: "mode=755".into()
+            }
         );
     }
 }

@@ -31,7 +31,11 @@ fn gpt_header(head: &[u8]) -> Option<GptHeader> {
         if entry_size < 128 || entries_lba == 0 {
             return None;
         }
-        Some(GptHeader { entries_at: entries_lba.checked_mul(sector as u64)?, entry_count, entry_size })
+        Some(GptHeader {
+            entries_at: entries_lba.checked_mul(sector as u64)?,
+            entry_count,
+            entry_size,
+        })
     })
 }
 
@@ -43,7 +47,9 @@ pub(crate) fn bytes_needed(head: &[u8]) -> usize {
         .checked_mul(u64::from(gpt.entry_size))
         .and_then(|len| len.checked_add(gpt.entries_at))
         .unwrap_or(u64::MAX);
-    usize::try_from(end.min(MAX_TABLE_BYTES)).unwrap_or(fallback).max(fallback)
+    usize::try_from(end.min(MAX_TABLE_BYTES))
+        .unwrap_or(fallback)
+        .max(fallback)
 }
 
 /// Partition `number` (1-based, as in `/sys/class/block/X/partition`) of the disk starting with `head`.
@@ -61,7 +67,10 @@ pub(crate) fn partition(head: &[u8], number: u32) -> Option<PartitionInfo> {
         if entry[..16].iter().all(|&b| b == 0) {
             return None; // an unused entry
         }
-        return Some(PartitionInfo { partuuid: guid_string(&entry[16..32]), partlabel: utf16_name(&entry[56..128]) });
+        return Some(PartitionInfo {
+            partuuid: guid_string(&entry[16..32]),
+            partlabel: utf16_name(&entry[56..128]),
+        });
     }
     let mbr = head.get(..512)?;
     if mbr[510..512] != [0x55, 0xAA] {
@@ -69,7 +78,10 @@ pub(crate) fn partition(head: &[u8], number: u32) -> Option<PartitionInfo> {
     }
     let signature = u32::from_le_bytes(mbr[440..444].try_into().ok()?);
     // Logical partitions (5 and up) are numbered on from the primary slots, and so named the same way.
-    Some(PartitionInfo { partuuid: format!("{signature:08x}-{number:02x}"), partlabel: None })
+    Some(PartitionInfo {
+        partuuid: format!("{signature:08x}-{number:02x}"),
+        partlabel: None,
+    })
 }
 
 /// A GUID as stored on disk (first three fields little-endian, the rest in order), printed lowercase.
@@ -82,8 +94,11 @@ fn guid_string(raw: &[u8]) -> String {
 }
 
 fn utf16_name(raw: &[u8]) -> Option<String> {
-    let units: Vec<u16> =
-        raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+    let units: Vec<u16> = raw
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
     let name = String::from_utf16_lossy(&units);
     (!name.is_empty()).then_some(name)
 }
@@ -93,8 +108,9 @@ mod tests {
     use super::*;
 
     // The GUID 0fc63daf-8483-4772-8e79-3d69d8477de4 (Linux filesystem) as it is stored on disk.
-    const LINUX_FS_TYPE: [u8; 16] =
-        [0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4];
+    const LINUX_FS_TYPE: [u8; 16] = [
+        0xaf, 0x3d, 0xc6, 0x0f, 0x83, 0x84, 0x72, 0x47, 0x8e, 0x79, 0x3d, 0x69, 0xd8, 0x47, 0x7d, 0xe4,
+    ];
 
     fn gpt_disk(sector: usize, entries_lba: u64) -> Vec<u8> {
         let mut disk = vec![0u8; 64 * 1024];
@@ -133,7 +149,10 @@ mod tests {
     #[test]
     fn gpt_with_4k_sectors() {
         let disk = gpt_disk(4096, 2);
-        assert_eq!(partition(&disk, 2).unwrap().partuuid, "0fc63daf-8483-4772-8e79-3d69d8477de4");
+        assert_eq!(
+            partition(&disk, 2).unwrap().partuuid,
+            "0fc63daf-8483-4772-8e79-3d69d8477de4"
+        );
     }
 
     #[test]
@@ -152,7 +171,13 @@ mod tests {
         disk[440..444].copy_from_slice(&0x5e3c1a2bu32.to_le_bytes());
         disk[510] = 0x55;
         disk[511] = 0xAA;
-        assert_eq!(partition(&disk, 1), Some(PartitionInfo { partuuid: "5e3c1a2b-01".into(), partlabel: None }));
+        assert_eq!(
+            partition(&disk, 1),
+            Some(PartitionInfo {
+                partuuid: "5e3c1a2b-01".into(),
+                partlabel: None
+            })
+        );
         assert_eq!(partition(&disk, 11).unwrap().partuuid, "5e3c1a2b-0b");
         disk[511] = 0;
         assert_eq!(partition(&disk, 1), None);

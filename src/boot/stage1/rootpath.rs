@@ -47,7 +47,11 @@ pub(crate) fn resolve_in_root(root: &Path, path: &str) -> Result<PathBuf, String
 }
 
 fn explain(inside: &str, error: &std::io::Error) -> String {
-    if error.kind() == std::io::ErrorKind::NotFound { format!("{inside} is missing") } else { format!("{inside}: {error}") }
+    if error.kind() == std::io::ErrorKind::NotFound {
+        format!("{inside} is missing")
+    } else {
+        format!("{inside}: {error}")
+    }
 }
 
 fn components(path: &str) -> impl Iterator<Item = String> + '_ {
@@ -59,7 +63,11 @@ fn components(path: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 fn join(resolved: &[String], part: &str) -> String {
-    if resolved.is_empty() { part.to_string() } else { format!("{}/{part}", resolved.join("/")) }
+    if resolved.is_empty() {
+        part.to_string()
+    } else {
+        format!("{}/{part}", resolved.join("/"))
+    }
 }
 
 #[cfg(test)]
@@ -87,8 +95,14 @@ mod tests {
             resolve_in_root(&root, "/nix/store/aaa-system/init").unwrap(),
             root.join("nix/store/bbb-init/bin/init")
         );
-        assert_eq!(resolve_in_root(&root, "/current/init").unwrap(), root.join("nix/store/bbb-init/bin/init"));
-        assert_eq!(resolve_in_root(&root, "/nix/store/up/current/init").unwrap(), root.join("nix/store/bbb-init/bin/init"));
+        assert_eq!(
+            resolve_in_root(&root, "/current/init").unwrap(),
+            root.join("nix/store/bbb-init/bin/init")
+        );
+        assert_eq!(
+            resolve_in_root(&root, "/nix/store/up/current/init").unwrap(),
+            root.join("nix/store/bbb-init/bin/init")
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -104,7 +118,11 @@ mod tests {
         let error = resolve_in_root(&root, "/nix/store/dangling/init").unwrap_err();
         assert_eq!(error, "/nix/store/gone is missing");
         assert!(resolve_in_root(&root, "/loop").unwrap_err().contains("symlinks"));
-        assert!(resolve_in_root(&root, "/file/x").unwrap_err().contains("not a directory"));
+        assert!(
+            resolve_in_root(&root, "/file/x")
+                .unwrap_err()
+                .contains("not a directory")
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -33,9 +33,12 @@ pub(crate) enum DeviceSpec {
     Path(String),
 }
 
+/// A spec's prefix and the kind of spec it makes.
+type SpecPrefix = (&'static str, fn(String) -> DeviceSpec);
+
 impl DeviceSpec {
     pub(crate) fn parse(spec: &str) -> DeviceSpec {
-        let prefixed: [(&str, fn(String) -> DeviceSpec); 8] = [
+        let prefixed: [SpecPrefix; 8] = [
             ("LABEL=", DeviceSpec::Label),
             ("UUID=", DeviceSpec::Uuid),
             ("PARTUUID=", DeviceSpec::PartUuid),
@@ -55,7 +58,8 @@ impl DeviceSpec {
 
     /// Labels compare exactly (as blkid does); UUIDs ignore case, since tools print them either way.
     pub(crate) fn matches(&self, device: &BlockIdentity) -> bool {
-        let same_id = |wanted: &str, have: &Option<String>| have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(wanted));
+        let same_id =
+            |wanted: &str, have: &Option<String>| have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(wanted));
         match self {
             DeviceSpec::Label(label) => device.label.as_deref() == Some(label.as_str()),
             DeviceSpec::Uuid(uuid) => same_id(uuid, &device.uuid),
@@ -104,8 +108,18 @@ pub(crate) fn describe(device: &BlockIdentity) -> String {
 pub(crate) fn source_is_device(fstype: &str) -> bool {
     !matches!(
         fstype,
-        "9p" | "virtiofs" | "tmpfs" | "ramfs" | "overlay" | "proc" | "sysfs" | "devtmpfs" | "nfs" | "nfs4" | "cifs"
-            | "smb3" | "none"
+        "9p" | "virtiofs"
+            | "tmpfs"
+            | "ramfs"
+            | "overlay"
+            | "proc"
+            | "sysfs"
+            | "devtmpfs"
+            | "nfs"
+            | "nfs4"
+            | "cifs"
+            | "smb3"
+            | "none"
     )
 }
 
@@ -116,7 +130,11 @@ fn unescape_udev(name: &str) -> String {
     let mut at = 0;
     while at < bytes.len() {
         let hex = bytes.get(at + 2..at + 4).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[at], bytes.get(at + 1), hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+        match (
+            bytes[at],
+            bytes.get(at + 1),
+            hex.and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
             (b'\\', Some(b'x'), Some(byte)) => {
                 out.push(byte);
                 at += 4;
@@ -151,22 +169,49 @@ mod tests {
     fn parses_all_forms() {
         assert_eq!(DeviceSpec::parse("LABEL=rixos"), DeviceSpec::Label("rixos".into()));
         assert_eq!(DeviceSpec::parse("UUID=ab-cd"), DeviceSpec::Uuid("ab-cd".into()));
-        assert_eq!(DeviceSpec::parse("PARTUUID=ab-01"), DeviceSpec::PartUuid("ab-01".into()));
-        assert_eq!(DeviceSpec::parse("PARTLABEL=root"), DeviceSpec::PartLabel("root".into()));
-        assert_eq!(DeviceSpec::parse("/dev/disk/by-label/my\\x20disk"), DeviceSpec::Label("my disk".into()));
-        assert_eq!(DeviceSpec::parse("/dev/disk/by-uuid/ab-cd"), DeviceSpec::Uuid("ab-cd".into()));
-        assert_eq!(DeviceSpec::parse("/dev/disk/by-partuuid/ab-01"), DeviceSpec::PartUuid("ab-01".into()));
-        assert_eq!(DeviceSpec::parse("/dev/disk/by-partlabel/root"), DeviceSpec::PartLabel("root".into()));
+        assert_eq!(
+            DeviceSpec::parse("PARTUUID=ab-01"),
+            DeviceSpec::PartUuid("ab-01".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("PARTLABEL=root"),
+            DeviceSpec::PartLabel("root".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/disk/by-label/my\\x20disk"),
+            DeviceSpec::Label("my disk".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/disk/by-uuid/ab-cd"),
+            DeviceSpec::Uuid("ab-cd".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/disk/by-partuuid/ab-01"),
+            DeviceSpec::PartUuid("ab-01".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/disk/by-partlabel/root"),
+            DeviceSpec::PartLabel("root".into())
+        );
         assert_eq!(DeviceSpec::parse("/dev/vda1"), DeviceSpec::Path("/dev/vda1".into()));
-        assert_eq!(DeviceSpec::parse("/dev/disk/by-id/virtio-x"), DeviceSpec::Path("/dev/disk/by-id/virtio-x".into()));
-        assert_eq!(DeviceSpec::parse("/dev/disk/by-label/bad\\xZZ"), DeviceSpec::Label("bad\\xZZ".into()));
+        assert_eq!(
+            DeviceSpec::parse("/dev/disk/by-id/virtio-x"),
+            DeviceSpec::Path("/dev/disk/by-id/virtio-x".into())
+        );
+        assert_eq!(
+            DeviceSpec::parse("/dev/disk/by-label/bad\\xZZ"),
+            DeviceSpec::Label("bad\\xZZ".into())
+        );
     }
 
     #[test]
     fn matching() {
         let d = disk();
         assert!(DeviceSpec::parse("LABEL=rixos").matches(&d));
-        assert!(!DeviceSpec::parse("LABEL=RIXOS").matches(&d), "labels are case-sensitive");
+        assert!(
+            !DeviceSpec::parse("LABEL=RIXOS").matches(&d),
+            "labels are case-sensitive"
+        );
         assert!(DeviceSpec::parse("UUID=0A1B2C3D-0000-4000-8000-00000000ABCD").matches(&d));
         assert!(!DeviceSpec::parse("UUID=0a1b2c3d").matches(&d));
         assert!(DeviceSpec::parse("PARTUUID=5E3C1A2B-01").matches(&d));
@@ -183,9 +228,16 @@ mod tests {
             "vda1 (ext4, label \"rixos\", UUID 0a1b2c3d-0000-4000-8000-00000000abcd, PARTUUID 5e3c1a2b-01, \
              PARTLABEL \"root fs\")"
         );
-        let empty = BlockIdentity { name: "sr0".into(), ..BlockIdentity::default() };
+        let empty = BlockIdentity {
+            name: "sr0".into(),
+            ..BlockIdentity::default()
+        };
         assert_eq!(describe(&empty), "sr0 (no filesystem)");
-        let unreadable = BlockIdentity { name: "sr1".into(), unreadable: Some("no medium".into()), ..empty };
+        let unreadable = BlockIdentity {
+            name: "sr1".into(),
+            unreadable: Some("no medium".into()),
+            ..empty
+        };
         assert_eq!(describe(&unreadable), "sr1 (no medium)");
         assert_eq!(DeviceSpec::parse("/dev/disk/by-uuid/x").to_string(), "UUID=x");
     }

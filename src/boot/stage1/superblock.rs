@@ -17,7 +17,11 @@ pub(crate) struct Filesystem {
 /// The filesystem in `head`, if one is recognised.
 pub(crate) fn probe(head: &[u8]) -> Option<Filesystem> {
     // iso9660 first: a hybrid ISO also has an MBR (and sometimes a FAT boot sector) at the start.
-    iso9660(head).or_else(|| ext(head)).or_else(|| squashfs(head)).or_else(|| swap(head)).or_else(|| vfat(head))
+    iso9660(head)
+        .or_else(|| ext(head))
+        .or_else(|| squashfs(head))
+        .or_else(|| swap(head))
+        .or_else(|| vfat(head))
 }
 
 fn bytes(head: &[u8], at: usize, len: usize) -> Option<&[u8]> {
@@ -52,7 +56,14 @@ pub(crate) fn uuid_string(raw: &[u8]) -> Option<String> {
         return None;
     }
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
 }
 
 const EXT_SUPERBLOCK: usize = 1024;
@@ -79,7 +90,11 @@ fn ext(head: &[u8]) -> Option<Filesystem> {
     } else {
         "ext2"
     };
-    Some(Filesystem { fstype, uuid: uuid_string(&sb[104..120]), label: c_label(&sb[120..136]) })
+    Some(Filesystem {
+        fstype,
+        uuid: uuid_string(&sb[104..120]),
+        label: c_label(&sb[120..136]),
+    })
 }
 
 const ISO_PRIMARY_DESCRIPTOR: usize = 32 * 1024;
@@ -91,7 +106,11 @@ fn iso9660(head: &[u8]) -> Option<Filesystem> {
     }
     // blkid makes the UUID from the modification date, or the creation date when that is unset.
     let uuid = iso_date_uuid(&pvd[830..847]).or_else(|| iso_date_uuid(&pvd[813..830]));
-    Some(Filesystem { fstype: "iso9660", label: padded_label(&pvd[40..72]), uuid })
+    Some(Filesystem {
+        fstype: "iso9660",
+        label: padded_label(&pvd[40..72]),
+        uuid,
+    })
 }
 
 /// An iso9660 date (16 digits and a time zone byte) as `YYYY-MM-DD-HH-MM-SS-CC`; all zeros is unset.
@@ -104,7 +123,16 @@ fn iso_date_uuid(date: &[u8]) -> Option<String> {
         return None;
     }
     let d = String::from_utf8_lossy(digits);
-    Some(format!("{}-{}-{}-{}-{}-{}-{}", &d[0..4], &d[4..6], &d[6..8], &d[8..10], &d[10..12], &d[12..14], &d[14..16]))
+    Some(format!(
+        "{}-{}-{}-{}-{}-{}-{}",
+        &d[0..4],
+        &d[4..6],
+        &d[6..8],
+        &d[8..10],
+        &d[10..12],
+        &d[12..14],
+        &d[14..16]
+    ))
 }
 
 fn vfat(head: &[u8]) -> Option<Filesystem> {
@@ -126,8 +154,11 @@ fn vfat(head: &[u8]) -> Option<Filesystem> {
     }
     // FAT32 has no 16-bit FAT size and an extended boot record at 0x40; FAT12/16 have theirs at 0x24.
     let fat32 = le16(boot, 0x16)? == 0;
-    let (signature_at, serial_at, label_at, type_at) =
-        if fat32 { (0x42, 0x43, 0x47, 0x52) } else { (0x26, 0x27, 0x2B, 0x36) };
+    let (signature_at, serial_at, label_at, type_at) = if fat32 {
+        (0x42, 0x43, 0x47, 0x52)
+    } else {
+        (0x26, 0x27, 0x2B, 0x36)
+    };
     // Boot code of an MBR can look like a parameter block; the type string that every formatter writes cannot.
     if !boot[type_at..type_at + 8].starts_with(b"FAT") {
         return None;
@@ -141,11 +172,19 @@ fn vfat(head: &[u8]) -> Option<Filesystem> {
         let serial = le32(boot, serial_at).unwrap_or(0);
         format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF)
     });
-    Some(Filesystem { fstype: "vfat", label, uuid })
+    Some(Filesystem {
+        fstype: "vfat",
+        label,
+        uuid,
+    })
 }
 
 fn squashfs(head: &[u8]) -> Option<Filesystem> {
-    (bytes(head, 0, 4)? == b"hsqs").then_some(Filesystem { fstype: "squashfs", label: None, uuid: None })
+    (bytes(head, 0, 4)? == b"hsqs").then_some(Filesystem {
+        fstype: "squashfs",
+        label: None,
+        uuid: None,
+    })
 }
 
 /// Linux swap (version 1, 4 KiB pages): the signature ends the first page, the header follows the boot block.
@@ -154,7 +193,11 @@ fn swap(head: &[u8]) -> Option<Filesystem> {
         return None;
     }
     let header = bytes(head, 1024, 64)?;
-    Some(Filesystem { fstype: "swap", uuid: uuid_string(&header[12..28]), label: c_label(&header[28..44]) })
+    Some(Filesystem {
+        fstype: "swap",
+        uuid: uuid_string(&header[12..28]),
+        label: c_label(&header[28..44]),
+    })
 }
 
 #[cfg(test)]
@@ -217,7 +260,10 @@ mod tests {
             }
         );
         let unmodified = iso_image("X", b"2024010203040506", b"0000000000000000");
-        assert_eq!(probe(&unmodified).unwrap().uuid.as_deref(), Some("2024-01-02-03-04-05-06"));
+        assert_eq!(
+            probe(&unmodified).unwrap().uuid.as_deref(),
+            Some("2024-01-02-03-04-05-06")
+        );
     }
 
     fn fat_boot_sector(fat32: bool) -> Vec<u8> {
@@ -228,8 +274,11 @@ mod tests {
         img[0x10] = 2;
         img[510] = 0x55;
         img[511] = 0xAA;
-        let (sig, serial, label, kind): (usize, usize, usize, usize) =
-            if fat32 { (0x42, 0x43, 0x47, 0x52) } else { (0x26, 0x27, 0x2B, 0x36) };
+        let (sig, serial, label, kind): (usize, usize, usize, usize) = if fat32 {
+            (0x42, 0x43, 0x47, 0x52)
+        } else {
+            (0x26, 0x27, 0x2B, 0x36)
+        };
         if !fat32 {
             img[0x16..0x18].copy_from_slice(&200u16.to_le_bytes());
         }
@@ -245,7 +294,11 @@ mod tests {
         for fat32 in [true, false] {
             assert_eq!(
                 probe(&fat_boot_sector(fat32)).unwrap(),
-                Filesystem { fstype: "vfat", label: Some("ESP".into()), uuid: Some("1234-ABCD".into()) },
+                Filesystem {
+                    fstype: "vfat",
+                    label: Some("ESP".into()),
+                    uuid: Some("1234-ABCD".into())
+                },
                 "fat32: {fat32}"
             );
         }

@@ -9,4 +9,22 @@
     args = [ "-e" "-c" script ];
     PATH = lib.concatMapStringsSep ":" (p: "${p}/bin:${p}/sbin") ([ pkgs.coreutils ] ++ env.path or [ ]);
   } // builtins.removeAttrs env [ "path" ]);
+
+  # rixos itself, for the systems it builds: the running binary with its ELF interpreter and RUNPATH pointed
+  # at the channel's libc (the same Debian release rixos is built on).
+  rixos = derivation {
+    name = "rixos";
+    system = "x86_64-linux";
+    builder = "${pkgs.bash}/bin/bash";
+    PATH = "${pkgs.coreutils}/bin:${pkgs.patchelf}/bin";
+    self = builtins.rixosSelf;
+    args = [ "-e" "-c" ''
+      mkdir -p $out/bin
+      cp $self $out/bin/rixos
+      chmod u+w $out/bin/rixos
+      patchelf --set-interpreter ${pkgs.libc6}/lib64/ld-linux-x86-64.so.2 \
+        --set-rpath ${pkgs.libc6}/lib/x86_64-linux-gnu:${pkgs.libgcc-s1}/lib/x86_64-linux-gnu $out/bin/rixos
+      chmod 555 $out/bin/rixos
+    '' ];
+  };
 }

@@ -1,0 +1,224 @@
+//! The default minimal live ISO (`rixos image build --format iso-minimal`): built twice to the same bytes, laid
+//! out for BIOS and UEFI on CD and USB stick, booted all four ways to a root shell on the serial console, kept
+//! working from RAM after its medium is ejected, and able to write images safely from inside.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use qemu_harness::{Firmware, Machine, MediumKind};
+
+const BOOT: Duration = Duration::from_secs(400);
+const COMMAND: Duration = Duration::from_secs(120);
+
+struct Built {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    iso: PathBuf,
+    sha256: String,
+}
+
+/// The ISO, built (and rebuilt, to compare) once per test process.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let store = dir.join("store");
+        qemu_harness::rixos::run(&store, &dir, &["channel", "--update"]);
+        qemu_harness::rixos::run(
+            &store,
+            &dir,
+            &["image", "build", "--format", "iso-minimal", "-o", "result"],
+        );
+        let find_iso = || -> PathBuf {
+            let entries = std::fs::read_dir(dir.join("result")).unwrap();
+            entries
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == "iso"))
+                .expect("result holds the .iso")
+        };
+        let iso = find_iso();
+        let sha = std::fs::read_to_string(iso.with_extension("iso.sha256")).unwrap();
+        let sha256 = sha.split_whitespace().next().unwrap().to_string();
+        // Same inputs, same bytes: delete the image's store path and build it again.
+        let out_path = format!(
+            "/nix/store/{}",
+            std::fs::read_link(dir.join("result"))
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+        );
+        std::fs::remove_file(dir.join("result")).unwrap();
+        qemu_harness::rixos::run(&store, &dir, &["store", "delete", &out_path]);
+        qemu_harness::rixos::run(
+            &store,
+            &dir,
+            &["image", "build", "--format", "iso-minimal", "-o", "result"],
+        );
+        let again = std::fs::read_to_string(find_iso().with_extension("iso.sha256")).unwrap();
+        assert_eq!(
+            again.split_whitespace().next().unwrap(),
+            sha256,
+            "a second build gave another image"
+        );
+        let iso = find_iso();
+        Built {
+            _dir: tmp,
+            dir,
+            iso,
+            sha256,
+        }
+    })
+}
+
+fn host(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_iso_is_hybrid_small_and_checksummed() {
+    let b = built();
+    let iso = b.iso.to_str().unwrap();
+    let size = std::fs::metadata(&b.iso).unwrap().len();
+    assert!(size <= 400 << 20, "the ISO is {} MiB, more than 400", size >> 20);
+    let sums = host("sha256sum", &[iso]);
+    assert!(sums.starts_with(&b.sha256), "the .sha256 file matches the image");
+    let torito = Command::new("xorriso")
+        .args(["-indev", iso, "-report_el_torito", "plain"])
+        .output()
+        .unwrap();
+    let torito = String::from_utf8_lossy(&torito.stdout).into_owned() + &String::from_utf8_lossy(&torito.stderr);
+    assert!(torito.contains("BIOS"), "a BIOS boot image:\n{torito}");
+    assert!(torito.contains("UEFI"), "a UEFI boot image:\n{torito}");
+    let gpt = host("sgdisk", &["-p", iso]);
+    assert!(gpt.contains("EF00"), "the GPT has the ESP:\n{gpt}");
+    let mbr = host("fdisk", &["-l", "-t", "dos", iso]);
+    assert!(
+        mbr.contains("ee") || mbr.contains("GPT"),
+        "the MBR protects the GPT:\n{mbr}"
+    );
+}
+
+/// Boots the ISO with `firmware` from `kind` to the automatic root login on the serial console.
+fn boot(name: &str, firmware: Firmware, kind: MediumKind, extra_disks: &[&Path]) -> Machine {
+    let b = built();
+    let mut builder = Machine::builder(name)
+        .firmware(firmware)
+        .memory_mib(2048)
+        .medium(kind, &b.iso);
+    for disk in extra_disks {
+        builder = builder.medium(MediumKind::VirtioDisk, *disk);
+    }
+    let mut m = builder.start().unwrap();
+    m.wait_for("rixos stage 1: starting stage 2", BOOT).unwrap();
+    m.wait_for("(automatic login)", BOOT).unwrap();
+    m.wait_for("# ", COMMAND).unwrap();
+    m
+}
+
+fn run(m: &mut Machine, command: &str) -> String {
+    qemu_harness::rixos::shell(m, command, COMMAND)
+}
+
+fn check_live(m: &mut Machine) {
+    assert!(run(m, "rixos --version").starts_with("rixos "));
+    assert_eq!(run(m, "findmnt -n -o FSTYPE /nix/store"), "overlay");
+    assert_eq!(run(m, "findmnt -n -o FSTYPE /nix/.ro-store"), "squashfs");
+}
+
+#[test]
+fn it_boots_from_cd_and_usb_stick_with_bios_and_uefi() {
+    for (name, firmware, kind) in [
+        ("iso-bios-cd", Firmware::Bios, MediumKind::Cdrom),
+        ("iso-bios-usb", Firmware::Bios, MediumKind::UsbStick),
+        ("iso-uefi-cd", Firmware::Uefi, MediumKind::Cdrom),
+        ("iso-uefi-usb", Firmware::Uefi, MediumKind::UsbStick),
+    ] {
+        let mut m = boot(name, firmware, kind, &[]);
+        check_live(&mut m);
+        m.kill().unwrap();
+    }
+}
+
+#[test]
+fn copied_to_ram_it_keeps_working_without_its_medium() {
+    let b = built();
+    let mut m = Machine::builder("iso-copytoram")
+        .memory_mib(2048)
+        .medium(MediumKind::Cdrom, &b.iso)
+        .start()
+        .unwrap();
+    // The second menu entry: down, then Enter, before GRUB's timeout.
+    m.wait_for("copied to RAM", BOOT).unwrap();
+    m.send_keys("\x1b[B").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    m.send_keys("\r").unwrap();
+    m.wait_for("(automatic login)", BOOT).unwrap();
+    m.wait_for("# ", COMMAND).unwrap();
+    assert!(run(&mut m, "cat /proc/cmdline").contains("copytoram"));
+    m.eject(0).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    check_live(&mut m);
+    assert_eq!(
+        run(&mut m, "sha256sum /nix/store/*-rixos/bin/rixos | wc -l"),
+        "1",
+        "the store reads from RAM"
+    );
+    m.kill().unwrap();
+}
+
+#[test]
+fn inside_the_iso_image_write_writes_verifies_and_refuses_what_it_must() {
+    let b = built();
+    let target = b.dir.join("target.img");
+    std::fs::File::create(&target).unwrap().set_len(64 << 20).unwrap();
+    let busy = b.dir.join("busy.img");
+    std::fs::File::create(&busy).unwrap().set_len(64 << 20).unwrap();
+    let mut m = boot("iso-write", Firmware::Bios, MediumKind::Cdrom, &[&target, &busy]);
+    run(&mut m, "head -c 8M /dev/urandom > /tmp/image.img");
+    // A good target: written and read back.
+    let out = run(
+        &mut m,
+        "rixos image write /tmp/image.img /dev/vda --yes 2>&1; echo status=$?",
+    );
+    assert!(out.ends_with("status=0"), "{out}");
+    assert_eq!(
+        run(&mut m, "cmp -n 8388608 /tmp/image.img /dev/vda && echo same"),
+        "same",
+        "the stick holds the image"
+    );
+    // The boot medium is refused.
+    let out = run(
+        &mut m,
+        "rixos image write /tmp/image.img /dev/sr0 --yes 2>&1; echo status=$?",
+    );
+    assert!(!out.ends_with("status=0"), "the boot medium was written: {out}");
+    // A disk with a mounted file system is refused.
+    run(&mut m, "mkfs.ext4 -q /dev/vdb && mkdir -p /mnt && mount /dev/vdb /mnt");
+    let out = run(
+        &mut m,
+        "rixos image write /tmp/image.img /dev/vdb --yes 2>&1; echo status=$?",
+    );
+    assert!(out.contains("mounted") && !out.ends_with("status=0"), "{out}");
+    // A read-back that differs fails loudly.
+    let out = run(
+        &mut m,
+        "RIXOS_WRITE_CORRUPT_AT=4096 rixos image write /tmp/image.img /dev/vda --yes 2>&1; echo status=$?",
+    );
+    assert!(out.contains("differs") && !out.ends_with("status=0"), "{out}");
+    m.kill().unwrap();
+    let _ = std::io::stdout().flush();
+}

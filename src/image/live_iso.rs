@@ -1,0 +1,200 @@
+//! `builtin:iso-image`: a live ISO of a system toplevel, put together from the parts in this module: the
+//! toplevel's closure as a squashfs (with `nix-path-registration`, the store database's view of it), a FAT ESP
+//! holding GRUB's `BOOTX64.EFI`, and the ISO 9660 image with El Torito for BIOS and UEFI and hybrid MBR/GPT.
+//!
+//! The derivation's environment: `toplevel`, `volumeID`, `isoName`, `kernel`, `initrd` (store files),
+//! `sourceDateEpoch`, `grubConfig` (the menu), `grubBios` (a directory with `eltorito.img` and `boot_hybrid.img`), `grubEfi` (a
+//! directory with `BOOTX64.EFI`). The output directory holds `<isoName>.iso` and `<isoName>.iso.sha256`.
+//! Every timestamp is `sourceDateEpoch` (SOURCE_DATE_EPOCH, from the derivation), so the same inputs give the
+//! same bytes.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::esp::{EspFile, EspLayout, EspSource, build_esp};
+use super::iso::{BiosBoot, IsoFile, IsoLayout, build_iso};
+use super::squashfs::{SquashfsLayout, build_squashfs};
+use crate::store::derivation::Derivation;
+use crate::store::local::LocalStore;
+use crate::store::path::StorePath;
+
+/// Where the squashfs is on the ISO (stage 1's `live` line names it).
+pub const SQUASHFS_PATH: &str = "rixos/store.squashfs";
+
+/// Builds the ISO of `drv` into `target`; `real` maps a logical store path to its file here.
+pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(&str) -> PathBuf) -> Result<()> {
+    let env = |key: &str| -> Result<&str> {
+        drv.env
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("builtin:iso-image needs `{key}`"))
+    };
+    // From the derivation, not the environment: the same store path must always mean the same bytes.
+    let epoch: u64 = env("sourceDateEpoch")?
+        .parse()
+        .context("builtin:iso-image: sourceDateEpoch is not a number of seconds")?;
+    let toplevel = StorePath::parse(env("toplevel")?)?;
+    let name = env("isoName")?;
+    let label = env("volumeID")?;
+    let resolve = |logical: &str| -> Result<PathBuf> { resolve(logical, real) };
+    std::fs::create_dir_all(target)?;
+    let work = tempfile::tempdir_in(target.parent().unwrap_or(target))?;
+
+    // The closure, as stage 1 will see it under /nix/store, and what the store database says of each path.
+    let closure = store.requisites(std::slice::from_ref(&toplevel))?;
+    let registration = registration(store, &closure)?;
+    let squashfs = work.path().join("store.squashfs");
+    let mut layout = SquashfsLayout::new(
+        store.real_path_of("/nix/store"),
+        closure.iter().map(|p| p.base_name().to_string()).collect(),
+        u32::try_from(epoch).unwrap_or(u32::MAX),
+    );
+    layout
+        .extra_files
+        .push(("nix-path-registration".to_string(), registration.into_bytes()));
+    let progress = Progress::new("squashfs of the closure");
+    build_squashfs(&layout, &squashfs, |done, total| progress.show(done, total))
+        .context("writing the squashfs of the closure")?;
+    progress.finish();
+
+    let grub_bios = resolve(env("grubBios")?)?;
+    let grub_efi = resolve(env("grubEfi")?)?;
+    let grub_config = resolve(env("grubConfig")?)?;
+    let esp = work.path().join("efiboot.img");
+    build_esp(
+        &EspLayout {
+            files: vec![
+                EspFile {
+                    path: "EFI/BOOT/BOOTX64.EFI".to_string(),
+                    source: EspSource::File(grub_efi.join("BOOTX64.EFI")),
+                },
+                EspFile {
+                    path: "EFI/BOOT/grub.cfg".to_string(),
+                    source: EspSource::File(grub_config.clone()),
+                },
+            ],
+            size: None,
+            label: "RIXOS_EFI".to_string(),
+            epoch,
+        },
+        &esp,
+    )
+    .context("writing the EFI system partition")?;
+
+    let file = |path: &str, source: PathBuf| IsoFile {
+        path: path.to_string(),
+        source,
+    };
+    let eltorito = "boot/grub/i386-pc/eltorito.img";
+    let image = build_iso(&IsoLayout {
+        output: target.join(format!("{name}.iso")),
+        volume_label: label.to_string(),
+        files: vec![
+            file("boot/bzImage", resolve(env("kernel")?)?),
+            file("boot/initrd", resolve(env("initrd")?)?),
+            file("boot/grub/grub.cfg", grub_config),
+            file(eltorito, grub_bios.join("eltorito.img")),
+            file("EFI/BOOT/BOOTX64.EFI", grub_efi.join("BOOTX64.EFI")),
+            file(SQUASHFS_PATH, squashfs),
+        ],
+        bios: Some(BiosBoot {
+            eltorito_image: eltorito.to_string(),
+            hybrid_mbr: grub_bios.join("boot_hybrid.img"),
+        }),
+        efi_image: Some(esp),
+        epoch,
+    })
+    .context("writing the ISO")?;
+    eprintln!(
+        "{}: {} MiB, sha256 {}",
+        image.path.display(),
+        image.size >> 20,
+        image.sha256
+    );
+    Ok(())
+}
+
+/// Nix's `nix-path-registration` text (what `nix-store --load-db` reads): per path its name, NAR hash, NAR
+/// size, deriver, and references.
+fn registration(store: &LocalStore, closure: &[StorePath]) -> Result<String> {
+    let mut out = String::new();
+    for path in closure {
+        let info = store
+            .db()
+            .info(path)?
+            .with_context(|| format!("{path} is not valid in the store"))?;
+        let hash = info.nar_hash.strip_prefix("sha256:").unwrap_or(&info.nar_hash);
+        writeln!(out, "{path}\n{hash}\n{}", info.nar_size)?;
+        writeln!(
+            out,
+            "{}",
+            info.deriver.as_ref().map(ToString::to_string).unwrap_or_default()
+        )?;
+        writeln!(out, "{}", info.references.len())?;
+        for r in &info.references {
+            writeln!(out, "{r}")?;
+        }
+    }
+    Ok(out)
+}
+
+/// A store file (or a path below a store path) as a file here, links followed.
+fn resolve(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<PathBuf> {
+    let mut path = logical.to_string();
+    for _ in 0..40 {
+        let physical = real(&path);
+        match std::fs::read_link(&physical) {
+            Ok(to) if to.is_absolute() => path = to.to_string_lossy().into_owned(),
+            Ok(to) => {
+                let parent = Path::new(&path).parent().unwrap_or(Path::new("/")).to_path_buf();
+                path = parent.join(to).to_string_lossy().into_owned();
+            }
+            Err(_) if physical.exists() => return Ok(physical),
+            Err(_) => bail!("{logical} does not exist ({} is missing)", physical.display()),
+        }
+    }
+    bail!("{logical}: too many levels of symbolic links")
+}
+
+/// Progress of a long stage: a line redrawn in place on a terminal, a line per tenth otherwise.
+struct Progress {
+    what: &'static str,
+    terminal: bool,
+    last: std::cell::Cell<u64>,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    fn new(what: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            what,
+            terminal: std::io::stderr().is_terminal(),
+            last: std::cell::Cell::new(u64::MAX),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        let step = if self.terminal { percent } else { percent / 10 * 10 };
+        if self.last.replace(step) == step {
+            return;
+        }
+        if self.terminal {
+            eprint!("\r{}: {percent:3}% ({} of {} MiB)", self.what, done >> 20, total >> 20);
+        } else {
+            eprintln!("{}: {percent}% ({} of {} MiB)", self.what, done >> 20, total >> 20);
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+        eprintln!("{}: done in {:.1} s", self.what, self.start.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,80 @@
+# A live ISO of the configuration: the closure as a squashfs that stage 1 mounts under a tmpfs overlay, GRUB for
+# BIOS (El Torito) and UEFI (a FAT ESP holding BOOTX64.EFI), hybrid MBR and GPT so the file boots from a CD or a
+# USB stick. `system.build.isoImage` is `$out/iso/<name>.iso` and its `.sha256`.
+{ config, lib, pkgs, utils, ... }:
+let
+  inherit (lib) mkOption types;
+  cfg = config.isoImage;
+  top = config.system.build.toplevel;
+  params = lib.concatStringsSep " " config.boot.kernelParams;
+  grubModules = [ "iso9660" "part_msdos" "part_gpt" "fat" "normal" "search" "search_label" "configfile" "linux"
+    "echo" "test" "serial" "terminal" "gzio" "all_video" "sleep" ];
+  # Found by the volume label, whichever way the ISO was booted; then the menu on the ISO.
+  earlyConfig = builtins.toFile "grub-early.cfg" ''
+    search --no-floppy --label --set=root ${cfg.volumeID}
+    set prefix=($root)/boot/grub
+    configfile ($root)/boot/grub/grub.cfg
+  '';
+  grubBios = utils.runCommand "grub-bios-eltorito" { path = [ pkgs.grub-common ]; } ''
+    mkdir -p $out
+    grub-mkimage -O i386-pc-eltorito -d ${pkgs.grub-pc-bin}/lib/grub/i386-pc -p /boot/grub -c ${earlyConfig} \
+      -o $out/eltorito.img biosdisk ${lib.concatStringsSep " " grubModules}
+    cp ${pkgs.grub-pc-bin}/lib/grub/i386-pc/boot_hybrid.img $out/boot_hybrid.img
+  '';
+  grubEfi = utils.runCommand "grub-efi-bootx64" { path = [ pkgs.grub-common ]; } ''
+    mkdir -p $out
+    grub-mkimage -O x86_64-efi -d ${pkgs.grub-efi-amd64-bin}/lib/grub/x86_64-efi -p /boot/grub -c ${earlyConfig} \
+      -o $out/BOOTX64.EFI efi_gop efi_uga ${lib.concatStringsSep " " grubModules}
+  '';
+  entry = title: extra: ''
+    menuentry "${title}" {
+      linux /boot/bzImage init=${top}/init ${params} ${extra}
+      initrd /boot/initrd
+    }
+  '';
+  grubConfig = lib.writeText "grub.cfg" (''
+    serial --unit=0 --speed=115200
+    terminal_input console serial
+    terminal_output console serial
+    set timeout=${toString cfg.timeout}
+    set default=0
+  '' + entry "rixos ${config.system.stateVersion} live" "console=tty0 console=ttyS0,115200"
+     + entry "rixos live, copied to RAM (the medium can be removed)" "console=tty0 console=ttyS0,115200 copytoram"
+     + entry "rixos live, nomodeset" "console=tty0 console=ttyS0,115200 nomodeset"
+     + entry "rixos live, serial console (ttyS0, 115200)" "console=ttyS0,115200");
+in
+{
+  options.isoImage = {
+    volumeID = mkOption {
+      type = types.strMatching "[A-Z0-9_]{1,32}";
+      default = "RIXOS_${lib.replaceStrings [ "." ] [ "_" ] config.system.stateVersion}";
+      description = "The ISO's volume label (at most 32 characters: capitals, digits, _); stage 1 finds the medium by it.";
+    };
+    isoName = mkOption { type = types.str; default = "rixos-${config.system.stateVersion}-minimal-x86_64-linux"; description = "The image's file name, without .iso."; };
+    timeout = mkOption { type = types.ints.unsigned; default = 5; description = "Seconds the boot menu waits."; };
+  };
+  config = {
+    boot.initrd.extraConfig = "live LABEL=${cfg.volumeID} /rixos/store.squashfs\n";
+    # Real hardware: disks and USB sticks, CD drives, and what a live root is made of.
+    boot.initrd.availableKernelModules = [
+      "isofs" "squashfs" "loop" "overlay" "sr_mod" "cdrom" "ahci" "ata_piix" "sd_mod" "usb_storage" "uas"
+      "xhci_pci" "xhci_hcd" "ehci_pci" "ohci_pci" "uhci_hcd" "nvme" "virtio_pci" "virtio_blk" "virtio_scsi"
+      "mmc_block" "sdhci_pci" "vfat" "nls_cp437" "nls_iso8859_1"
+    ];
+    system.build.isoImage = derivation {
+      name = cfg.isoName;
+      system = "x86_64-linux";
+      builder = "builtin:iso-image";
+      toplevel = top;
+      volumeID = cfg.volumeID;
+      isoName = cfg.isoName;
+      kernel = "${top}/kernel";
+      initrd = "${top}/initrd";
+      grubConfig = grubConfig;
+      grubBios = grubBios;
+      grubEfi = grubEfi;
+      # Every timestamp of the image: 1980-01-01, the earliest FAT can hold.
+      sourceDateEpoch = "315532800";
+    };
+  };
+}
