@@ -11,8 +11,9 @@
   } // builtins.removeAttrs env [ "path" ]);
 
   # rixos itself, for the systems it builds: the running binary with its ELF interpreter and RUNPATH pointed
-  # at the channel's libc (the same Debian release rixos is built on).
-  rixos = derivation {
+  # at the channel's libraries (the same Debian release rixos is built on).
+  # The packages of the libraries rixos links (`readelf -d target/release/rixos`); theirs come with them.
+  rixos = let libraries = with pkgs; [ libc6 libgcc-s1 libsquashfs1 libisoburn1 ]; in derivation {
     name = "rixos";
     system = "x86_64-linux";
     builder = "${pkgs.bash}/bin/bash";
@@ -23,7 +24,7 @@
       cp $self $out/bin/rixos
       chmod u+w $out/bin/rixos
       patchelf --set-interpreter ${pkgs.libc6}/lib64/ld-linux-x86-64.so.2 \
-        --set-rpath ${pkgs.libc6}/lib/x86_64-linux-gnu:${pkgs.libgcc-s1}/lib/x86_64-linux-gnu $out/bin/rixos
+        --set-rpath ${lib.concatMapStringsSep ":" (p: "${p}/lib/x86_64-linux-gnu") libraries} $out/bin/rixos
       chmod 555 $out/bin/rixos
     '' ];
   };
