@@ -115,10 +115,18 @@ fn the_iso_is_hybrid_small_and_checksummed() {
 /// Boots the ISO with `firmware` from `kind` to the automatic root login on the serial console.
 fn boot(name: &str, firmware: Firmware, kind: MediumKind, extra_disks: &[&Path]) -> Machine {
     let b = built();
+    // A stick is written to (and locked by QEMU for writing): each boots its own copy, as if burnt.
+    let medium = if kind == MediumKind::UsbStick {
+        let stick = b.dir.join(format!("{name}.img"));
+        std::fs::copy(&b.iso, &stick).unwrap();
+        stick
+    } else {
+        b.iso.clone()
+    };
     let mut builder = Machine::builder(name)
         .firmware(firmware)
         .memory_mib(2048)
-        .medium(kind, &b.iso);
+        .medium(kind, &medium);
     for disk in extra_disks {
         builder = builder.medium(MediumKind::VirtioDisk, *disk);
     }
@@ -215,7 +223,13 @@ fn inside_the_iso_image_write_writes_verifies_and_refuses_what_it_must() {
     );
     assert!(!out.ends_with("status=0"), "the boot medium was written: {out}");
     // A disk with a mounted file system is refused.
-    run(&mut m, "mkfs.ext4 -q /dev/vdb && mkdir -p /mnt && mount /dev/vdb /mnt");
+    assert_eq!(
+        run(
+            &mut m,
+            "mkfs.ext4 -q /dev/vdb && mkdir -p /mnt && mount /dev/vdb /mnt && echo mounted"
+        ),
+        "mounted"
+    );
     let out = run(
         &mut m,
         "rixos image write /tmp/image.img /dev/vdb --yes 2>&1; echo status=$?",

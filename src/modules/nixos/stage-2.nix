@@ -102,6 +102,9 @@ in
           link "$systemConfig" /run/current-system
         '';
       };
+      # The kernel runs this to load modules on demand (a file system's, say); its default, /sbin/modprobe,
+      # does not exist here.
+      modprobe.text = "echo ${pkgs.kmod}/sbin/modprobe > /proc/sys/kernel/modprobe\n";
       hostname = {
         deps = [ "etc" ];
         text = "echo ${config.networking.hostName} > /proc/sys/kernel/hostname\n";
