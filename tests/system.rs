@@ -56,7 +56,11 @@ fn the_seed_builds_and_the_error_configurations_are_refused() {
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.trim().ends_with("-rixos-system-mymachine"), "{printed}");
     let top = dir.path().join("result");
-    let etc = |name: &str| store.real(&store.real(&top.join("etc")).join(name));
+    // Links are followed at every step: etc/systemd/system is itself a link to the unit directory.
+    let etc = |name: &str| {
+        name.split('/')
+            .fold(store.real(&top.join("etc")), |dir, part| store.real(&dir.join(part)))
+    };
     let read = |name: &str| std::fs::read_to_string(etc(name)).unwrap_or_else(|e| panic!("etc/{name}: {e}"));
 
     assert_eq!(read("hostname"), "mymachine\n");
@@ -111,6 +115,10 @@ fn the_seed_builds_and_the_error_configurations_are_refused() {
     assert!(kernel.to_string_lossy().contains("/boot/vmlinuz-"), "{kernel:?}");
     assert!(store.real(&top.join("kernel")).is_file(), "{kernel:?}");
     assert!(store.real(&top.join("kernel-params")).is_file());
+    assert!(
+        store.real(&top.join("initrd")).is_file(),
+        "the toplevel carries its initrd"
+    );
     let init = std::fs::read_to_string(store.real(&top.join("init"))).unwrap();
     assert!(init.contains("/lib/systemd/systemd"), "{init}");
     let sw = store.real(&top.join("sw"));
