@@ -234,6 +234,8 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
     m.send_line("rixos").unwrap();
     m.wait_for("# ", COMMAND).unwrap();
 
+    // Kernel messages on the serial console would land in the middle of command output.
+    run(&mut m, "dmesg -n 1");
     assert_eq!(run(&mut m, "hostname"), "mymachine");
     // Lustrated: the old system is under /old-root, the listed path came back, the rest did not.
     assert_eq!(
