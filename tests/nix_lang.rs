@@ -67,7 +67,9 @@ fn run(work: &Path, args: &[String]) -> Run {
         .env("TEST_VAR", "foo")
         .env("HOME", "/fake-home")
         .env("NIX_PATH", "lang/dir3:lang/dir4")
-        .env_remove("RIXOS_STORE")
+        // A store of its own, as Nix's suite has its own state: channels of the machine's default store would
+        // add their entries to the search path the search-path tests count.
+        .env("RIXOS_STORE", work.join(".rixos-store"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
