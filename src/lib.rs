@@ -11,5 +11,6 @@ pub mod eval;
 pub mod image;
 pub mod modules;
 pub mod pkgs;
+pub mod qemu;
 pub mod store;
 pub mod system;

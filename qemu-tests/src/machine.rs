@@ -402,7 +402,7 @@ impl Machine {
             .prefix(&format!("rixos-qemu-{}-", config.name.replace('/', "_")))
             .tempdir()
             .map_err(|e| fail(anyhow!(e).context("creating the machine's working directory")))?;
-        let accel = Accel::detect();
+        let accel = crate::accel::detect().map_err(fail)?;
         let mut host_ports = Vec::new();
         for &guest in config.network.iter().flat_map(|n| &n.host_forwards) {
             host_ports.push((guest, free_loopback_port().map_err(fail)?));
@@ -410,7 +410,7 @@ impl Machine {
         let args = config.qemu_args(dir.path(), accel, &host_ports).map_err(fail)?;
         let stderr_path = dir.path().join("qemu.stderr");
         let stderr = File::create(&stderr_path).map_err(|e| fail(e.into()))?;
-        let mut command = Command::new("qemu-system-x86_64");
+        let mut command = Command::new(rixos::qemu::accel::qemu_binary());
         command
             .args(&args)
             .stdin(Stdio::piped())
@@ -432,7 +432,9 @@ impl Machine {
         })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let log_copy = File::create(dir.path().join("serial.log")).map_err(|e| fail(e.into()))?;
-        let (serial, serial_thread) = SerialLog::follow(stdout, log_copy);
+        let silence_note = (accel == Accel::Kvm)
+            .then(|| format!("machine {machine}: no output for 60 s under KVM; retry with RIXOS_QEMU_ACCEL=tcg"));
+        let (serial, serial_thread) = SerialLog::follow(stdout, log_copy, silence_note);
         let stdin = child.stdin.take();
 
         let qmp = match Qmp::connect(&dir.path().join("qmp.sock"), Duration::from_secs(20)) {

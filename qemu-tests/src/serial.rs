@@ -8,17 +8,23 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-#[derive(Default)]
+/// How long a machine may print nothing before a waiter says so (once), when [`SerialLog::follow`] was
+/// given a note for it.
+const SILENCE: Duration = Duration::from_secs(60);
+
 struct State {
     bytes: Vec<u8>,
     /// The stream ended: QEMU exited or closed the port.
     closed: bool,
+    last_growth: Instant,
+    silence_noted: bool,
 }
 
-#[derive(Default)]
 pub(crate) struct SerialLog {
     state: Mutex<State>,
     grew: Condvar,
+    /// Printed on stderr when the console stays silent for [`SILENCE`] while someone waits on it.
+    silence_note: Option<String>,
 }
 
 pub(crate) enum Wait<T> {
@@ -29,8 +35,21 @@ pub(crate) enum Wait<T> {
 
 impl SerialLog {
     /// Starts a thread copying `source` into a new log (and into `copy`, the on-disk log kept for debugging).
-    pub(crate) fn follow(source: impl Read + Send + 'static, mut copy: File) -> (Arc<SerialLog>, JoinHandle<()>) {
-        let log = Arc::new(SerialLog::default());
+    pub(crate) fn follow(
+        source: impl Read + Send + 'static,
+        mut copy: File,
+        silence_note: Option<String>,
+    ) -> (Arc<SerialLog>, JoinHandle<()>) {
+        let log = Arc::new(SerialLog {
+            state: Mutex::new(State {
+                bytes: Vec::new(),
+                closed: false,
+                last_growth: Instant::now(),
+                silence_noted: false,
+            }),
+            grew: Condvar::new(),
+            silence_note,
+        });
         let writer = Arc::clone(&log);
         let echo = std::env::var_os("RIXOS_QEMU_ECHO").is_some();
         let handle = std::thread::spawn(move || {
@@ -46,7 +65,10 @@ impl SerialLog {
                 if echo {
                     let _ = std::io::stderr().write_all(&buf[..n]);
                 }
-                writer.lock().bytes.extend_from_slice(&buf[..n]);
+                let mut state = writer.lock();
+                state.bytes.extend_from_slice(&buf[..n]);
+                state.last_growth = Instant::now();
+                drop(state);
                 writer.grew.notify_all();
             }
             writer.lock().closed = true;
@@ -79,9 +101,17 @@ impl SerialLog {
             if now >= deadline {
                 return Wait::TimedOut;
             }
+            if let Some(note) = &self.silence_note {
+                if !state.silence_noted && now.duration_since(state.last_growth) >= SILENCE {
+                    eprintln!("{note}");
+                    state.silence_noted = true;
+                }
+            }
+            // Wake at least every few seconds, so a long silence is noticed while waiting.
+            let slice = (deadline - now).min(Duration::from_secs(5));
             state = self
                 .grew
-                .wait_timeout(state, deadline - now)
+                .wait_timeout(state, slice)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -148,7 +178,7 @@ mod tests {
     #[test]
     fn waiting_sees_data_that_arrives_later_and_reports_close() {
         let (rx, mut tx) = std::io::pipe().unwrap();
-        let (log, handle) = SerialLog::follow(rx, tempfile::tempfile().unwrap());
+        let (log, handle) = SerialLog::follow(rx, tempfile::tempfile().unwrap(), None);
         let writer = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             tx.write_all(b"booting\nlogin: ").unwrap();

@@ -11,6 +11,7 @@ mod image;
 mod image_write;
 mod instantiate;
 mod options;
+mod qemu_accel;
 mod store;
 mod system;
 
@@ -52,6 +53,9 @@ pub enum Command {
     Build(instantiate::BuildArgs),
     /// Delete old generations (-d, --delete-older-than) and unreachable store paths (like nix-collect-garbage).
     Gc(gc::GcArgs),
+    /// Say which QEMU accelerator boots Linux here: KVM only if a real kernel reaches its first program under
+    /// it (decided once per boot of the host, cached), else TCG; `RIXOS_QEMU_ACCEL=kvm|tcg` overrides.
+    QemuAccel(qemu_accel::QemuAccelArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Options(args) => options::run(&cli.store, &args),
         Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
         Command::Build(args) => instantiate::build(&cli.store, &args),
+        Command::QemuAccel(args) => qemu_accel::run(&args, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

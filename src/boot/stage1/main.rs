@@ -29,7 +29,16 @@ mod superblock;
 mod switch_root;
 mod sys;
 
+/// Present only in the initrd `rixos qemu-accel` boots to find out whether an accelerator really runs Linux:
+/// its contents are the marker to print, after which the machine powers off.
+const ACCEL_PROBE_MARKER: &str = "/etc/rixos-accel-probe";
+
 fn main() {
+    if let Ok(marker) = std::fs::read_to_string(ACCEL_PROBE_MARKER) {
+        sys::ensure_console();
+        println!("{}", marker.trim());
+        sys::power_off_now();
+    }
     rescue::install_panic_hook();
     let stopped = boot::run();
     rescue::fail(&stopped.message, stopped.policy)

@@ -46,6 +46,7 @@ const CLOCK_BOOTTIME: c_int = 7;
 const F_GETFD: c_int = 1;
 const TIOCSCTTY: c_ulong = 0x540E;
 const RB_AUTOBOOT: c_int = 0x0123_4567;
+const RB_POWER_OFF: c_int = 0x4321_FEDC;
 const MNT_DETACH: c_int = 2;
 
 fn c_string(text: &str) -> io::Result<CString> {
@@ -109,6 +110,18 @@ pub(crate) fn reboot_now() -> ! {
     unsafe {
         sync();
         reboot(RB_AUTOBOOT);
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Syncs and powers the machine off; if the kernel refuses, waits forever (PID 1 must not exit).
+pub(crate) fn power_off_now() -> ! {
+    // SAFETY: no arguments; reboot only returns on failure.
+    unsafe {
+        sync();
+        reboot(RB_POWER_OFF);
     }
     loop {
         std::thread::sleep(Duration::from_secs(3600));

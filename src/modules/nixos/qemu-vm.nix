@@ -25,7 +25,7 @@ let
       echo "$root$p"
     }
     disk=''${RIXOS_DISK_IMAGE:-./${host}.img}
-    command -v qemu-system-x86_64 >/dev/null || { echo "run-${host}-vm: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)" >&2; exit 1; }
+    command -v "''${RIXOS_QEMU:-qemu-system-x86_64}" >/dev/null || { echo "run-${host}-vm: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)" >&2; exit 1; }
     if [ ! -e "$disk" ]; then
       command -v mkfs.ext4 >/dev/null || { echo "run-${host}-vm: mkfs.ext4 is needed to create $disk (apt-get install e2fsprogs)" >&2; exit 1; }
       echo "run-${host}-vm: creating the disk image $disk (${toString cfg.diskSize} MiB)" >&2
@@ -33,21 +33,19 @@ let
       mkfs.ext4 -q -L rixos-vm -E root_owner=0:0 "$disk.tmp"
       mv "$disk.tmp" "$disk"
     fi
-    # /dev/kvm existing is not enough (nested hosts fail at vCPU setup): KVM only if a machine keeps running.
-    kvm_works() {
-      [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
-      qemu-system-x86_64 -accel kvm -cpu host -machine q35 -m 64 -nodefaults -display none >/dev/null 2>&1 &
-      local pid=$!
-      sleep 1
-      if kill -0 "$pid" 2>/dev/null; then kill "$pid"; wait "$pid" 2>/dev/null || true; return 0; fi
-      return 1
-    }
-    case ''${RIXOS_QEMU_ACCEL:-} in
-      kvm) accel=(-accel kvm -cpu host) ;;
-      tcg) accel=(-accel tcg -cpu max) ;;
-      *) if kvm_works; then accel=(-accel kvm -cpu host); else accel=(-accel tcg -cpu max); fi ;;
-    esac
-    exec qemu-system-x86_64 -name "rixos-vm-${host}" -machine q35 "''${accel[@]}" \
+    # KVM only if Linux really boots under it (a nested /dev/kvm can start QEMU and never run a guest): rixos
+    # decides that once per boot of the host by booting this system's kernel to a marker.
+    rixos=''${RIXOS:-rixos}
+    if command -v "$rixos" >/dev/null; then
+      args=$("$rixos" qemu-accel --qemu-args --kernel "$(real ${top}/kernel)")
+      read -ra accel <<<"$args"
+    elif [ "''${RIXOS_QEMU_ACCEL:-}" = kvm ]; then
+      accel=(-accel kvm -cpu host)
+    else
+      echo "run-${host}-vm: rixos is not on PATH to decide whether KVM works here; using TCG (RIXOS_QEMU_ACCEL=kvm forces KVM, RIXOS names rixos)" >&2
+      accel=(-accel tcg -cpu max)
+    fi
+    exec "''${RIXOS_QEMU:-qemu-system-x86_64}" -name "rixos-vm-${host}" -machine q35 "''${accel[@]}" \
       -m ${toString cfg.memorySize} -smp ${toString cfg.cores} \
       -kernel "$(real ${top}/kernel)" -initrd "$(real ${top}/initrd)" \
       -append "$(cat "$(real ${top}/kernel-params)") init=${top}/init ''${QEMU_KERNEL_PARAMS:-}" \
