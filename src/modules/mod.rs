@@ -18,6 +18,7 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/boot.nix", include_str!("nixos/boot.nix")),
     ("rixos/nixos/filesystems.nix", include_str!("nixos/filesystems.nix")),
     ("rixos/nixos/networking.nix", include_str!("nixos/networking.nix")),
+    ("rixos/nixos/firewall.nix", include_str!("nixos/firewall.nix")),
     ("rixos/nixos/locale.nix", include_str!("nixos/locale.nix")),
     ("rixos/nixos/zones.nix", include_str!("nixos/zones.nix")),
     ("rixos/nixos/users.nix", include_str!("nixos/users.nix")),

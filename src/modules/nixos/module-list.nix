@@ -3,6 +3,7 @@
   ./boot.nix
   ./filesystems.nix
   ./networking.nix
+  ./firewall.nix
   ./locale.nix
   ./users.nix
   ./environment.nix

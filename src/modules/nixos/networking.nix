@@ -28,11 +28,6 @@ in
       description = "Interfaces, by name.";
     };
     nameservers = mkOption { type = types.listOf types.str; default = [ ]; description = "DNS servers."; };
-    firewall = {
-      enable = mkOption { type = types.bool; default = true; description = "Whether to filter incoming connections."; };
-      allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; description = "TCP ports open to the outside."; };
-      allowedUDPPorts = mkOption { type = types.listOf types.port; default = [ ]; description = "UDP ports open to the outside."; };
-    };
   };
   config = {
     assertions = [{

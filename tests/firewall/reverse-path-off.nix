@@ -1,0 +1,6 @@
+# checkReversePath = false: no reverse path chain.
+# expect-not: chain rpfilter
+# expect-not: fib saddr
+{ ... }: {
+  networking.firewall.checkReversePath = false;
+}
