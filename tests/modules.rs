@@ -2,7 +2,9 @@
 //! with `<rixos/lib.nix>`, headed by `# expect: VALUE` (what `rixos instantiate --eval --strict` prints) or
 //! `# expect-error: TEXT` lines (each TEXT must appear in the error). Covers priorities, mkIf laziness,
 //! submodule merging, list ordering, conflicts, readOnly, apply, renamed and removed options, unknown options
-//! and type errors with their file:line, imports counted once, and specialArgs.
+//! and type errors with their file:line (at top level and inside submodules), imports counted once, and
+//! specialArgs. tests/modules/configurations/ holds system configurations `rixos system build` and
+//! `rixos options -c` must refuse.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,10 +23,7 @@ fn module_semantics() {
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         let expect: Option<&str> = text.lines().find_map(|l| l.strip_prefix("# expect: "));
-        let errors: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# expect-error: "))
-            .collect();
+        let errors = expected_errors(&text);
         assert!(
             expect.is_some() == errors.is_empty(),
             "{}: give either expect or expect-error",
@@ -63,6 +62,63 @@ fn module_semantics() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
     assert!(files.len() >= 15);
+}
+
+/// `# expect-error: TEXT` lines of a fixture.
+fn expected_errors(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# expect-error: "))
+        .collect()
+}
+
+/// Each configuration in tests/modules/configurations/ is refused by `rixos system build` (before anything is
+/// built or linked) and by `rixos options -c`, with each of its `# expect-error:` texts. The errors come
+/// before the package set is needed, so no channel is.
+#[test]
+fn configuration_errors_are_refused_by_system_build_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/modules/configurations");
+    let mut files: Vec<_> = std::fs::read_dir(&configs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let expected = expected_errors(&text);
+        assert!(!expected.is_empty(), "{} names no expected error", file.display());
+        let name = file.file_name().unwrap().to_string_lossy();
+        let config = file.to_str().unwrap();
+        for args in [
+            &["system", "build", "-c", config, "-o", "refused"][..],
+            &["options", "-c", config, "hostName"][..],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_rixos"))
+                .arg("--store")
+                .arg(dir.path().join("store"))
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let command = format!("{name}: rixos {}", args[..2].join(" "));
+            if out.status.success() {
+                failures.push(format!("{command} succeeded"));
+            }
+            for e in &expected {
+                if !stderr.contains(e) {
+                    failures.push(format!("{command}: the error lacks {e:?}:\n{stderr}"));
+                }
+            }
+            if stderr.contains("building '") {
+                failures.push(format!("{command}: something was built:\n{stderr}"));
+            }
+        }
+        assert!(std::fs::symlink_metadata(dir.path().join("refused")).is_err());
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert!(files.len() >= 3);
 }
 
 #[test]

@@ -83,7 +83,11 @@ let
     escapeShellArg = s: "'${replaceStrings [ "'" ] [ "'\\''" ] (toString s)}'";
     escapeShellArgs = l: concatMapStringsSep " " escapeShellArg l;
     strings = { inherit concatStringsSep hasPrefix hasSuffix; };
-    showOption = path: concatStringsSep "." path;
+    # As NixOS's: a part that is not an identifier is quoted (`fileSystems."/data".fsType`); placeholders not.
+    showOption = path: concatStringsSep "." (map (part:
+      if elem part [ "<name>" "*" "<function body>" ] then part
+      else if b.match "[a-zA-Z_][a-zA-Z0-9_'-]*" part != null && !elem part [ "if" "then" "else" "assert" "with" "let" "in" "rec" "inherit" "or" ] then part
+      else b.toJSON part) path);
     boolToString = x: if x then "true" else "false";
     versionOlder = v1: v2: b.compareVersions v2 v1 == 1;
     versionAtLeast = v1: v2: !versionOlder v1 v2;

@@ -4,7 +4,8 @@
 # `mkIf`, `mkMerge` and `mkOverride` met above an option are pushed down to it without evaluating conditions
 # (so `config` may refer to itself); at the option, conditions are evaluated, the definitions of the best
 # priority kept, sorted by `mkOrder`, checked against the type and merged. `check` is true, or throws for the
-# first definition of an option that does not exist, naming its file and line and the nearest option.
+# first definition of an option that does not exist, naming its file and line and the nearest option; then
+# the same inside each submodule (a submodule's value also checks itself when used, as in NixOS).
 { lib }:
 { modules, specialArgs ? { }, prefix ? [ ], args ? { } }:
 let
@@ -139,6 +140,8 @@ let
       isDefined = final != [ ];
       definitionsWithLocations = userDefs;
       files = map (d: d.file) userDefs;
+      # Definitions inside submodules without an option, found without evaluating any value.
+      subOptionsChecked = type.checkDefinitions or null == null || final == [ ] || type.checkDefinitions loc final;
     };
 
   topDefs = map (m: { inherit (m) file; pos = m.pos; value = m.config; }) collected;
@@ -150,11 +153,11 @@ let
 
   # ---- definitions of options that do not exist
   allOptionPaths = node: loc:
-    if isOptionNode node then [ (showOption loc) ]
+    if isOptionNode node then [ loc ]
     else concatLists (lib.mapAttrsToList (n: sub: allOptionPaths sub (loc ++ [ n ])) node);
   unmatched = node: loc: defs:
     if isOptionNode node then
-      # An option whose type has sub-options (submodules) checks its own definitions when evaluated.
+      # An option whose type has sub-options (submodules) checks its own definitions: `subOptionsChecked`.
       [ ]
     else
       let parts = splitDefs defs; in
@@ -165,13 +168,14 @@ let
           else [ { path = loc ++ [ n ]; d = d // { pos = builtins.unsafeGetAttrPos n d.value; }; } ]) (attrNames d.value)) parts;
   problems = unmatched optionTree prefix topDefs;
   check =
-    if problems == [ ] || !config._module.check then true
+    if !config._module.check then true
+    else if problems == [ ] then lib.all (o: o.subOptionsChecked) (lib.collect isOptionNode options)
     else
       let
         p = head problems;
         name = showOption p.path;
         # Candidates: every option and every set of options, so `services.opensh` meets `services.openssh`.
-        prefixes = concatMap (o: let parts = lib.splitString "." o; in lib.genList (i: lib.concatStringsSep "." (lib.take (i + 1) parts)) (length parts)) (allOptionPaths optionTree prefix);
+        prefixes = concatMap (loc: lib.genList (i: showOption (lib.take (i + 1) loc)) (length loc)) (allOptionPaths optionTree prefix);
         near = builtins.rixosNearest name (lib.unique prefixes);
       in
       throw "The option `${name}' does not exist. Definition values:\n- In `${where p.d}'${if near != null then "\nDid you mean `${near}'?" else ""}";

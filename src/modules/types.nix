@@ -1,4 +1,7 @@
 # Option types: each checks a definition's value and merges a list of definitions ({ file, pos, value }).
+# Types that hold submodules also have `checkDefinitions loc defs`: true, or a throw for the first definition
+# inside them without an option (null for types with nothing to check), so the configuration's `check` can
+# reach typos inside submodules without evaluating any value.
 { lib }:
 let
   inherit (lib) isAttrs isList isString isInt isBool isFunction isPath isFloat elem all any map filter head
@@ -29,8 +32,19 @@ let
     merge = mergeEqualOption;
     getSubOptions = _: { };
     getSubModules = null;
+    checkDefinitions = null;
     nestedTypes = { };
   } // attrs;
+  # The elements of list definitions, each with its location named as NixOS names it.
+  listEntries = loc: defs:
+    concatLists (lib.imap1 (n: d: lib.imap1 (m: v: {
+      loc = loc ++ [ "[definition ${toString n}-entry ${toString m}]" ];
+      def = { inherit (d) file; pos = d.pos or null; value = v; };
+    }) d.value) defs);
+  # checkDefinitions of a container: its element type's, over each element's definitions.
+  checkElements = elemType: elementDefs:
+    if elemType.checkDefinitions or null == null then null
+    else loc: defs: all (x: x) (elementDefs loc defs);
 
   # Each definition is checked against the type before merging; a mismatch names the option, the type, the
   # value and where it was defined.
@@ -102,7 +116,9 @@ let
       description = "list of ${elemType.description}";
       check = isList;
       merge = loc: defs:
-        concatLists (map (d: lib.imap1 (i: v: checked elemType (loc ++ [ "[definition ${toString i}]" ]) [ { inherit (d) file; pos = d.pos or null; value = v; } ]) d.value) defs);
+        map (e: checked elemType e.loc [ e.def ]) (listEntries loc defs);
+      checkDefinitions = checkElements elemType (loc: defs:
+        map (e: elemType.checkDefinitions e.loc [ e.def ]) (listEntries loc (filter (d: isList d.value) defs)));
       getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "*" ]);
       nestedTypes.elemType = elemType;
     };
@@ -113,6 +129,9 @@ let
       merge = loc: defs:
         zipAttrsWith (n: vs: checked elemType (loc ++ [ n ]) vs)
           (map (d: mapAttrs (_: v: { inherit (d) file; pos = d.pos or null; value = v; }) d.value) defs);
+      checkDefinitions = checkElements elemType (loc: defs:
+        lib.attrValues (zipAttrsWith (n: vs: elemType.checkDefinitions (loc ++ [ n ]) vs)
+          (map (d: mapAttrs (_: v: { inherit (d) file; pos = d.pos or null; value = v; }) d.value) (filter (d: isAttrs d.value) defs))));
       getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "<name>" ]);
       nestedTypes.elemType = elemType;
     };
@@ -126,6 +145,7 @@ let
         if length nulls == length defs then null
         else if nulls != [ ] then throw "The option `${showOption loc}' is defined both null and not null, in ${concatStringsSep ", " (map where defs)}."
         else elemType.merge loc defs;
+      checkDefinitions = checkElements elemType (loc: defs: [ (elemType.checkDefinitions loc (filter (d: d.value != null) defs)) ]);
       getSubOptions = elemType.getSubOptions;
       nestedTypes.elemType = elemType;
     };
@@ -137,6 +157,13 @@ let
         if all (d: t1.check d.value) defs then t1.merge loc defs
         else if all (d: t2.check d.value) defs then t2.merge loc defs
         else mergeOneOption loc defs;
+      # As merge chooses: the type all definitions have.
+      checkDefinitions =
+        let sub = t: loc: defs: t.checkDefinitions or null == null || t.checkDefinitions loc defs; in
+        if t1.checkDefinitions or null == null && t2.checkDefinitions or null == null then null
+        else loc: defs:
+          if all (d: t1.check d.value) defs then sub t1 loc defs
+          else all (d: t2.check d.value) defs -> sub t2 loc defs;
     };
     oneOf = ts: foldl' either (head ts) (lib.tail ts);
     functionTo = elemType: mkOptionType {
@@ -147,19 +174,26 @@ let
     };
     uniq = elemType: elemType // { merge = mergeOneOption; };
     unique = { message }: elemType: elemType // { merge = loc: defs: if length defs == 1 then (head defs).value else throw "The option `${showOption loc}' is defined multiple times, but it is unique:\n${message}"; };
-    submoduleWith = { modules, specialArgs ? { } }: mkOptionType {
-      name = "submodule";
-      description = "submodule";
-      check = x: isAttrs x || isFunction x || isPath x;
-      merge = loc: defs:
-        (lib.evalModules {
+    submoduleWith = { modules, specialArgs ? { } }:
+      let
+        # A set is the submodule's config (so `options` there is an option, as in NixOS's submodule); a
+        # function or a path is a module.
+        evalDefs = loc: defs: lib.evalModules {
           inherit specialArgs;
           prefix = loc;
-          modules = modules ++ map (d: { _file = d.file; config = d.value; _defPos = d.pos or null; }) defs;
+          modules = modules ++ map (d: if isAttrs d.value then { _file = d.file; config = d.value; _defPos = d.pos or null; } else { _file = d.file; imports = [ d.value ]; }) defs;
           args = { name = lib.last loc; };
-        }).config;
-      getSubOptions = prefix: (lib.evalModules { inherit modules specialArgs prefix; args = { name = "<name>"; }; }).options;
-    };
+        };
+      in
+      mkOptionType {
+        name = "submodule";
+        description = "submodule";
+        check = x: isAttrs x || isFunction x || isPath x;
+        # As NixOS's: a definition without an option inside a submodule is an error once its value is used.
+        merge = loc: defs: let r = evalDefs loc defs; in builtins.seq r.check r.config;
+        checkDefinitions = loc: defs: (evalDefs loc defs).check;
+        getSubOptions = prefix: (lib.evalModules { inherit modules specialArgs prefix; args = { name = "<name>"; }; }).options;
+      };
     submodule = m: submoduleWith { modules = lib.toList m; };
     deferredModule = mkOptionType { name = "deferredModule"; description = "module"; merge = loc: defs: map (d: { _file = d.file; imports = [ d.value ]; }) defs; };
   };

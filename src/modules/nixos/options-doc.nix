@@ -28,4 +28,5 @@ let
       else [ (entry node) ] ++ (if depth < 3 then walk (depth + 1) ((node.type or lib.types.unspecified).getSubOptions node.loc) else [ ])
     else lib.concatMap (walk depth) (lib.attrValues node);
 in
-lib.sortOn (e: e.name) (walk 0 eval.options)
+# A definition without an option (a typo) is an error here too, as when the system is built.
+builtins.seq eval.check (lib.sortOn (e: e.name) (walk 0 eval.options))
