@@ -11,7 +11,7 @@ const STDERR_TAIL: usize = 2000;
 /// Runs `command` to completion and gives its output; a non-zero exit is an error.
 pub fn run(command: &mut Command) -> Result<Output> {
     let shown = show(command);
-    if std::env::var_os("RIXOS_VERBOSE").is_some() {
+    if crate::verbosity::verbose() || std::env::var_os("RIXOS_VERBOSE").is_some() {
         eprintln!("running {shown}");
     }
     let output = match command.output() {

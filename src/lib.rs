@@ -14,3 +14,4 @@ pub mod pkgs;
 pub mod qemu;
 pub mod store;
 pub mod system;
+pub mod verbosity;

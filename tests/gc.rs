@@ -153,3 +153,148 @@ fn store_delete_refuses_live_and_referenced_paths() {
     assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
     assert!(!real(&root, &top).exists() && !real(&root, &base).exists() && real(&root, &rooted).exists());
 }
+
+/// `rixos build` in `dir` (its working directory) against the store `root`.
+fn build_in(dir: &Path, root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rixos"))
+        .arg("--store")
+        .arg(root)
+        .arg("build")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// Writes `builds.nix` in `dir`: `ok` and `other` build with busybox (copied beside it), `broken` fails.
+fn busybox_builds(dir: &Path) -> PathBuf {
+    fs::create_dir(dir.join("bb")).unwrap();
+    fs::copy("/bin/busybox", dir.join("bb/busybox")).expect("static busybox (run scripts/setup)");
+    let expr = dir.join("builds.nix");
+    fs::write(
+        &expr,
+        r#"
+let
+  bb = "${./bb}/busybox";
+  mk = name: script: derivation {
+    inherit name;
+    system = "x86_64-linux";
+    builder = bb;
+    args = [ "sh" "-c" script ];
+  };
+in {
+  ok = mk "ok" "echo ok > $out";
+  other = mk "other" "echo other > $out";
+  broken = mk "broken" "exit 1";
+}
+"#,
+    )
+    .unwrap();
+    expr
+}
+
+#[test]
+fn a_build_result_link_is_a_root_until_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let expr = busybox_builds(dir.path());
+    let built = build_in(dir.path(), &root, &[expr.to_str().unwrap(), "-A", "ok", "-o", "res"]);
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let out = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let res = dir.path().join("res");
+    assert_eq!(fs::read_link(&res).unwrap(), root.join(out.trim_start_matches('/')));
+
+    // As nix-build does: an auto root named by the link's absolute path, pointing at the link.
+    let autos: Vec<PathBuf> = fs::read_dir(root.join("nix/var/nix/gcroots/auto"))
+        .unwrap()
+        .map(|e| fs::read_link(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(autos, vec![res.clone()]);
+
+    let collected = rixos(&root, &["gc"]);
+    assert!(
+        collected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&collected.stderr)
+    );
+    assert!(
+        !deleted(&collected, "deleting").contains(&out),
+        "gc deleted the build result"
+    );
+    assert_eq!(fs::read_to_string(&res).unwrap(), "ok\n");
+
+    fs::remove_file(&res).unwrap();
+    let collected = rixos(&root, &["gc"]);
+    assert!(deleted(&collected, "deleting").contains(&out), "{collected:?}");
+    assert!(
+        fs::read_dir(root.join("nix/var/nix/gcroots/auto"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn an_out_link_never_replaces_a_file_and_a_failed_build_keeps_the_old_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let expr = busybox_builds(dir.path());
+    let expr = expr.to_str().unwrap();
+    fs::write(dir.path().join("notes"), "mine").unwrap();
+    fs::create_dir(dir.path().join("folder")).unwrap();
+    for taken in ["notes", "folder"] {
+        let refused = build_in(dir.path(), &root, &[expr, "-A", "ok", "-o", taken]);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{said}");
+        let shown = dir.path().join(taken);
+        assert!(
+            said.contains(&format!("cannot create symlink '{}'; already exists", shown.display())),
+            "{said}"
+        );
+        assert!(!said.contains("building"), "built before refusing the link: {said}");
+    }
+    assert_eq!(fs::read_to_string(dir.path().join("notes")).unwrap(), "mine");
+    assert!(dir.path().join("folder").is_dir());
+
+    let good = build_in(dir.path(), &root, &[expr, "-A", "ok", "-o", "res"]);
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    let first = fs::read_link(dir.path().join("res")).unwrap();
+    let failed = build_in(dir.path(), &root, &[expr, "-A", "broken", "-o", "res"]);
+    assert!(!failed.status.success());
+    assert_eq!(
+        fs::read_link(dir.path().join("res")).unwrap(),
+        first,
+        "a failed build moved the link"
+    );
+    let fresh = build_in(dir.path(), &root, &[expr, "-A", "broken", "-o", "fresh"]);
+    assert!(!fresh.status.success());
+    assert!(
+        fs::symlink_metadata(dir.path().join("fresh")).is_err(),
+        "a failed build made its link"
+    );
+
+    // A link into the store is the build's own: replaced. Several derivations get nix-build's names.
+    let both = build_in(dir.path(), &root, &[expr, "-A", "other", "-A", "ok", "-o", "res"]);
+    assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
+    assert_eq!(fs::read_to_string(dir.path().join("res")).unwrap(), "other\n");
+    assert_eq!(fs::read_to_string(dir.path().join("res-2")).unwrap(), "ok\n");
+}
+
+#[test]
+fn quiet_gc_prints_nothing_and_leftover_lock_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let mut store = LocalStore::open(&root).unwrap();
+    let garbage = store.add_text("garbage", b"garbage", &[]).unwrap();
+    drop(store);
+    // What older builds left: a lock file nobody holds.
+    let stale_lock = root.join("nix/store/00000000000000000000000000000000-built.lock");
+    fs::write(&stale_lock, "").unwrap();
+
+    let quiet = rixos(&root, &["-q", "gc"]);
+    assert!(quiet.status.success(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert_eq!(String::from_utf8_lossy(&quiet.stdout), "", "-q gc printed");
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "", "-q gc printed");
+    assert!(!real(&root, &garbage).exists());
+    assert!(!stale_lock.exists(), "the stale lock file stayed");
+}

@@ -138,6 +138,7 @@ fn a_graph_builds_in_order_and_nix_agrees_with_the_result() {
             .is_none(),
         "build dirs left over"
     );
+    assert_eq!(fx.store_entry(".lock"), None, "a lock file was left in the store");
 }
 
 #[test]
@@ -288,6 +289,51 @@ fn two_realisations_at_once_build_once() {
         .filter(|o| String::from_utf8_lossy(&o.stderr).contains("building"))
         .count();
     assert_eq!(builds, 1, "the output was built {builds} times");
+    assert_eq!(fx.store_entry(".lock"), None, "a lock file was left in the store");
+}
+
+#[test]
+fn quiet_prints_only_results_and_errors_and_verbose_shows_builders_as_they_run() {
+    let fx = Fixture::new();
+    let talk = fx.instantiate(
+        "talk.nix",
+        "mk \"talk\" \"echo compiling; echo 'note: x' >&2; $b mkdir $out\" {}",
+    );
+    let verbose = fx.rixos(&["-v", "store", "realise", &talk]);
+    let said = String::from_utf8_lossy(&verbose.stderr);
+    assert!(verbose.status.success(), "{said}");
+    assert!(
+        said.contains("talk> compiling\n") && said.contains("talk> note: x\n"),
+        "{said}"
+    );
+    let log = fx
+        .root()
+        .join("nix/var/nix/log/drvs")
+        .join(format!("{}.log", &talk["/nix/store/".len()..]));
+    assert_eq!(
+        fs::read_to_string(log).unwrap(),
+        "compiling\nnote: x\n",
+        "-v changed the log"
+    );
+
+    let hush = fx.instantiate("hush.nix", "mk \"hush\" \"echo compiling; $b mkdir $out\" {}");
+    let quiet = fx.rixos(&["-q", "store", "realise", &hush]);
+    assert!(quiet.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&quiet.stderr),
+        "",
+        "-q printed more than errors"
+    );
+    assert!(String::from_utf8_lossy(&quiet.stdout).trim().ends_with("-hush"));
+
+    let broken = fx.instantiate("broken.nix", "mk \"broken\" \"exit 4\" {}");
+    let failed = fx.rixos(&["-q", "store", "realise", &broken]);
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        !said.contains("building") && said.contains("failed with exit status: 4"),
+        "{said}"
+    );
 }
 
 #[test]

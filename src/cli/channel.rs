@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::pkgs::channel::Channels;
-use crate::store::local::LocalStore;
+use crate::store::local::{LocalStore, require_store};
 
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
@@ -30,12 +30,21 @@ pub struct ChannelArgs {
 
 pub fn run(root: &Path, args: &ChannelArgs) -> Result<()> {
     let channels = Channels::new(root);
+    let quiet = crate::verbosity::quiet();
+    // Only adding and updating may start a new store; the rest read (or change) one that must exist.
+    if args.add.is_none() && args.update.is_none() {
+        require_store(root)?;
+    }
     if let Some(add) = &args.add {
+        // The channel list lives in a store's state, so adding one makes the store.
+        LocalStore::open(root)?;
         let c = channels.add(&add[0], add.get(1).map(String::as_str))?;
-        println!(
-            "added channel '{}' ({}); run `rixos channel --update {}` to download it",
-            c.name, c.url, c.name
-        );
+        if !quiet {
+            println!(
+                "added channel '{}' ({}); run `rixos channel --update {}` to download it",
+                c.name, c.url, c.name
+            );
+        }
     } else if let Some(name) = &args.remove {
         channels.remove(name)?;
     } else if args.list {
@@ -47,11 +56,15 @@ pub fn run(root: &Path, args: &ChannelArgs) -> Result<()> {
     } else if let Some(names) = &args.update {
         let mut store = LocalStore::open(root)?;
         for (name, path) in channels.update(&mut store, names)? {
-            println!("{name} {path}");
+            if !quiet {
+                println!("{name} {path}");
+            }
         }
     } else if args.rollback {
         let n = channels.rollback()?;
-        println!("switched to channels generation {n}");
+        if !quiet {
+            println!("switched to channels generation {n}");
+        }
     }
     Ok(())
 }

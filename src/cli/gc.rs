@@ -41,7 +41,7 @@ fn profiles(dir: &Path, found: &mut Vec<Profile>) -> Result<()> {
 }
 
 pub fn run(root: &Path, args: &GcArgs) -> Result<()> {
-    let mut store = LocalStore::open(root)?;
+    let mut store = LocalStore::open_existing(root)?;
     let age = args.delete_older_than.as_deref().map(parse_age).transpose()?;
     if args.delete_old || age.is_some() {
         let mut found = Vec::new();
@@ -54,7 +54,7 @@ pub fn run(root: &Path, args: &GcArgs) -> Result<()> {
             if !args.dry_run {
                 profile.delete_generations(&doomed)?;
             }
-            for number in doomed {
+            for number in doomed.iter().filter(|_| shows(args.dry_run)) {
                 let verb = if args.dry_run { "would remove" } else { "removing" };
                 println!("{verb} profile version {number} of {}", profile.path().display());
             }
@@ -65,7 +65,15 @@ pub fn run(root: &Path, args: &GcArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether to print what is (or would be) deleted: under `-q` only a dry run, whose listing is its result.
+fn shows(dry_run: bool) -> bool {
+    dry_run || !crate::verbosity::quiet()
+}
+
 pub fn print_report(report: &GcReport, dry_run: bool) {
+    if !shows(dry_run) {
+        return;
+    }
     for path in &report.deleted {
         println!("{} '{path}'", if dry_run { "would delete" } else { "deleting" });
     }

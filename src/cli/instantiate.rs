@@ -247,6 +247,24 @@ pub fn evaluate_json(root: &Path, expr: ExprArgs) -> Result<String> {
 const DOWNLOAD_JOBS: usize = 4;
 
 pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
+    for built in build_outputs(root, args)? {
+        println!("{}", built.path);
+    }
+    Ok(())
+}
+
+/// One output `rixos build` made (or found valid), and the link made to it, if any.
+pub struct BuiltOutput {
+    pub path: StorePath,
+    pub link: Option<PathBuf>,
+}
+
+/// What `rixos build` does, printing nothing: evaluate, realise, link; gives the outputs in order.
+///
+/// Each derivation's link has nix-build's name (`result`, `result-2`, ...; `-NAME` added for an output other
+/// than `out`) and is a garbage collector root. Links are checked before anything is built, so a refused one
+/// costs no build, and made only once every build succeeded, so a failure leaves the old links as they were.
+pub fn build_outputs(root: &Path, args: &BuildArgs) -> Result<Vec<BuiltOutput>> {
     let request = args.expr.request(Output::Derivations, false, false)?;
     let drvs = evaluate(request, Some(root.to_path_buf()), root.to_path_buf())?;
     let mut store = LocalStore::open(root)?;
@@ -254,6 +272,21 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
         .lines()
         .map(StorePath::parse)
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut links = Vec::new();
+    for (n, drv) in wanted.iter().enumerate() {
+        let outputs = store.derivation_outputs(drv)?;
+        let linked = match outputs.keys().collect::<Vec<_>>().as_slice() {
+            _ if args.no_out_link => None,
+            _ if outputs.contains_key("out") => Some("out".to_string()),
+            [only] => Some(only.to_string()),
+            _ => None,
+        };
+        let link = linked.map(|output| (output.clone(), out_link_name(&args.out_link, n, &output)));
+        if let Some((_, link)) = &link {
+            store.check_perm_root(link)?;
+        }
+        links.push(link);
+    }
     // Downloads run ahead, a few at a time; the builds that need them follow in order.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = std::env::var("RIXOS_DOWNLOAD_JOBS")
@@ -261,24 +294,37 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
         .and_then(|j| j.parse().ok())
         .unwrap_or(DOWNLOAD_JOBS.min(cores));
     store.fetch_ahead(&wanted, jobs)?;
-    let mut first = true;
-    for (n, drv) in drvs.lines().enumerate() {
-        let drv = StorePath::parse(drv)?;
-        let outputs = store.realise(&drv)?;
-        for (name, path) in &outputs {
-            println!("{path}");
-            if !args.no_out_link && (name == "out" || outputs.len() == 1) {
-                let mut link = args.out_link.clone();
-                if !first || n > 0 {
-                    link = PathBuf::from(format!("{}-{}", args.out_link.display(), n));
+    let realised = wanted
+        .iter()
+        .map(|drv| store.realise(drv))
+        .collect::<Result<Vec<_>>>()?;
+    let mut built = Vec::new();
+    for (outputs, link) in realised.iter().zip(links) {
+        for (name, path) in outputs {
+            let made = match &link {
+                Some((output, link)) if output == name => {
+                    store.add_perm_root(path, link)?;
+                    Some(link.clone())
                 }
-                let target = store.real_path(path);
-                let _ = std::fs::remove_file(&link);
-                std::os::unix::fs::symlink(&target, &link)
-                    .with_context(|| format!("making the link {}", link.display()))?;
-                first = false;
-            }
+                _ => None,
+            };
+            built.push(BuiltOutput {
+                path: path.clone(),
+                link: made,
+            });
         }
     }
-    Ok(())
+    Ok(built)
+}
+
+/// nix-build's name for the link to output `output` of the `n`th derivation (from 0).
+fn out_link_name(prefix: &Path, n: usize, output: &str) -> PathBuf {
+    let mut name = prefix.as_os_str().to_owned();
+    if n > 0 {
+        name.push(format!("-{}", n + 1));
+    }
+    if output != "out" {
+        name.push(format!("-{output}"));
+    }
+    PathBuf::from(name)
 }

@@ -19,7 +19,7 @@ mod system;
 #[derive(Debug, Parser)]
 #[command(name = "rixos", version, about, long_about = None)]
 pub struct Cli {
-    /// Increase logging (repeatable).
+    /// Also show the commands run and builders' output as it comes.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print only errors.
@@ -60,6 +60,7 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::verbosity::set(crate::verbosity::Verbosity::from_flags(cli.quiet, cli.verbose));
     let result = match cli.command {
         Command::Store(command) => command.run(&cli.store, cli.quiet),
         Command::Gc(args) => gc::run(&cli.store, &args),

@@ -88,8 +88,7 @@ impl StoreCommand {
                 }
             }
             StoreCommand::Realise { drvs } => {
-                let mut store = LocalStore::open(root)?;
-                store.quiet = quiet;
+                let mut store = LocalStore::open_existing(root)?;
                 for drv in drvs {
                     let drv = parse_store_path(&drv, root)?;
                     for path in store.realise(&drv)?.values() {
@@ -98,14 +97,13 @@ impl StoreCommand {
                 }
             }
             StoreCommand::Delete { paths } => {
-                let mut store = LocalStore::open(root)?;
+                let mut store = LocalStore::open_existing(root)?;
                 let paths: Vec<StorePath> = paths.iter().map(|p| parse_store_path(p, root)).collect::<Result<_>>()?;
                 super::gc::print_report(&store.delete_checked(&paths)?, false);
             }
-            StoreCommand::Query(args) => query(&LocalStore::open(root)?, root, &args)?,
+            StoreCommand::Query(args) => query(&LocalStore::open_existing(root)?, root, &args)?,
             StoreCommand::Verify { check_contents, repair } => {
-                let mut store = LocalStore::open(root)?;
-                store.quiet = quiet;
+                let mut store = LocalStore::open_existing(root)?;
                 let mut problems = Vec::new();
                 for (path, problem) in store.verify(check_contents)? {
                     eprintln!("{problem}");
@@ -115,7 +113,8 @@ impl StoreCommand {
                             continue;
                         }
                         match store.repair_path(&path) {
-                            Ok(()) => eprintln!("repaired {path}"),
+                            Ok(()) if !quiet => eprintln!("repaired {path}"),
+                            Ok(()) => {}
                             Err(e) => problems.push(format!("{e:#}")),
                         }
                     } else {
@@ -134,7 +133,9 @@ impl StoreCommand {
     }
 }
 
-/// Restores beside `dir` under a temporary name and renames it into place, so `dir` appears whole or not at all.
+/// Restores beside `dir` under a temporary name (`.NAME.restoring-PID`) and renames it into place, so `dir`
+/// appears whole or not at all. An error, Ctrl-C or kill signal removes the temporary tree; those of processes
+/// that died anyway (kill -9) are removed by the next restore into the same directory.
 fn restore(dir: &std::path::Path) -> Result<()> {
     if std::fs::symlink_metadata(dir).is_ok() {
         bail!("{} already exists; restore creates it", dir.display());
@@ -144,9 +145,80 @@ fn restore(dir: &std::path::Path) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let name = dir.file_name().context("the target has no file name")?;
-    let staging = parent.join(format!(".{}.restoring-{}", name.to_string_lossy(), std::process::id()));
-    nar::restore(std::io::stdin().lock(), &staging)?;
-    std::fs::rename(&staging, dir).with_context(|| format!("moving the restored tree to {}", dir.display()))
+    remove_stale_restores(parent)?;
+    let staging = parent.join(format!(
+        ".{}{RESTORING_INFIX}{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    catch_interrupts();
+    nar::restore(InterruptibleReader(std::io::stdin().lock()), &staging)
+        .with_context(|| format!("restoring {}", dir.display()))?;
+    std::fs::rename(&staging, dir).map_err(|e| {
+        let _ = nar::remove_tree(&staging);
+        anyhow::Error::from(e).context(format!("moving the restored tree to {}", dir.display()))
+    })
+}
+
+const RESTORING_INFIX: &str = ".restoring-";
+
+/// Removes `.NAME.restoring-PID` trees in `dir` whose process no longer runs.
+fn remove_stale_restores(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((_, pid)) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.rsplit_once(RESTORING_INFIX))
+        else {
+            continue;
+        };
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists() {
+            nar::remove_tree(&entry.path())
+                .with_context(|| format!("removing {}, left by an interrupted restore", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Set by SIGINT, SIGTERM or SIGHUP while a restore runs.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Turns the signals that would kill rixos midway into a flag the reader checks, so the restore fails and
+/// cleans up instead. Without SA_RESTART, a read waiting for input returns at once.
+fn catch_interrupts() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction with an empty mask and a handler that only stores to an atomic.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Standard input that fails once a signal was caught (see `catch_interrupts`).
+struct InterruptibleReader<R>(R);
+
+impl<R: std::io::Read> std::io::Read for InterruptibleReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("interrupted"));
+            }
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
 }
 
 /// A store path given on the command line: the logical `/nix/store/...` form, or its physical location under

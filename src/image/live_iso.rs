@@ -179,6 +179,9 @@ impl Progress {
     }
 
     fn show(&self, done: u64, total: u64) {
+        if crate::verbosity::quiet() {
+            return;
+        }
         let percent = (done * 100).checked_div(total).unwrap_or(100);
         let step = if self.terminal { percent } else { percent / 10 * 10 };
         if self.last.replace(step) == step {
@@ -192,6 +195,9 @@ impl Progress {
     }
 
     fn finish(&self) {
+        if crate::verbosity::quiet() {
+            return;
+        }
         if self.terminal {
             eprintln!();
         }

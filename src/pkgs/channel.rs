@@ -98,13 +98,8 @@ impl Channels {
     /// Adds (or re-points) a channel; the name defaults to the suite named by the URL.
     pub fn add(&self, url: &str, name: Option<&str>) -> Result<Channel> {
         let url = url.trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("file://")) {
-            bail!("channel URL {url:?} must be http://, https:// or file:// (MIRROR/dists/SUITE)");
-        }
-        let name = match name {
-            Some(n) => n.to_string(),
-            None => url.rsplit('/').next().unwrap_or(DEFAULT_NAME).to_string(),
-        };
+        let suite = check_channel_url(&url)?.to_string();
+        let name = name.map_or(suite, str::to_string);
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("channel name {name:?} may hold only letters, digits, '-', '_' and '.'");
         }
@@ -181,6 +176,34 @@ impl Channels {
     pub fn rollback(&self) -> Result<u64> {
         self.profile().rollback()
     }
+}
+
+/// Checks a channel URL (without a trailing `/`) has the form `http[s]://HOST/PATH/dists/SUITE` or
+/// `file:///PATH/dists/SUITE`, so a mistake shows at `--add`, not at the next `--update`; gives the suite.
+pub fn check_channel_url(url: &str) -> Result<&str> {
+    let example =
+        format!("e.g. http://MIRROR/debian/dists/{DEFAULT_SUITE} or file:///srv/debian/dists/{DEFAULT_SUITE}");
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("channel URL {url:?} has no scheme: it must be http://, https:// or file:// ({example})");
+    };
+    if !["http", "https", "file"].contains(&scheme) {
+        bail!("channel URL {url:?} must be http://, https:// or file://, not {scheme}:// ({example})");
+    }
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if scheme == "file" && !host.is_empty() {
+        bail!("channel URL {url:?}: a file:// URL names a local path, file:///PATH/dists/SUITE ({example})");
+    }
+    if scheme != "file" && host.is_empty() {
+        bail!("channel URL {url:?} has no host ({example})");
+    }
+    let suite = match path.rsplit_once('/') {
+        Some((before, suite)) if before == "dists" || before.ends_with("/dists") => suite,
+        _ => bail!("channel URL {url:?} must end in /dists/SUITE, the directory holding InRelease ({example})"),
+    };
+    if suite.is_empty() || suite == "." || suite == ".." {
+        bail!("channel URL {url:?} names no suite after /dists/ ({example})");
+    }
+    Ok(suite)
 }
 
 /// The default channel: bookworm from the host's first Debian mirror.
@@ -374,6 +397,36 @@ pub fn fetch_snapshot(store: &mut LocalStore, channel: &Channel) -> Result<Store
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_urls_are_checked_when_added() {
+        let ok = [
+            ("http://mirror.example/debian/dists/bookworm", "bookworm"),
+            ("https://mirror.example/dists/bookworm-updates", "bookworm-updates"),
+            ("file:///srv/debian/dists/trixie", "trixie"),
+        ];
+        for (url, suite) in ok {
+            assert_eq!(check_channel_url(url).unwrap(), suite, "{url}");
+        }
+        let bad = [
+            ("http://mirror.example/debian", "must end in /dists/SUITE"),
+            ("http://mirror.example/debian/bookworm", "must end in /dists/SUITE"),
+            ("http://mirror.example/debian/dists/", "must end in /dists/SUITE"),
+            ("mirror.example/debian/dists/bookworm", "has no scheme"),
+            ("ftp://mirror.example/debian/dists/bookworm", "not ftp://"),
+            ("http:///debian/dists/bookworm", "has no host"),
+            ("file://host/srv/dists/bookworm", "names a local path"),
+            ("http://mirror.example/debian/dists/..", "names no suite"),
+        ];
+        for (url, message) in bad {
+            let error = check_channel_url(url).unwrap_err().to_string();
+            assert!(error.contains(message), "{url}: {error}");
+            assert!(
+                error.contains("e.g. http://MIRROR/debian/dists/bookworm"),
+                "{url}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn mirrors_come_from_both_apt_source_formats() {

@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -52,7 +52,7 @@ impl LocalStore {
         // One builder per output at a time, across processes; whoever waited finds the outputs valid.
         let _locks = outputs
             .values()
-            .map(|out| lock_file(&self.real_path(out).with_extension("lock")))
+            .map(|out| PathLock::acquire(&self.lock_path(out)))
             .collect::<Result<Vec<_>>>()?;
         if self.all_valid(&outputs)? {
             return Ok(outputs);
@@ -133,6 +133,11 @@ impl LocalStore {
         }
     }
 
+    /// The outputs `drv_path` declares, by name.
+    pub fn derivation_outputs(&self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
+        output_paths(&self.read_derivation(drv_path)?)
+    }
+
     fn read_derivation(&self, drv_path: &StorePath) -> Result<Derivation> {
         if !self.db().is_valid(drv_path)? {
             bail!("{drv_path} is not a valid path in this store");
@@ -211,7 +216,9 @@ impl LocalStore {
         } else {
             check_platform(drv_path, drv)?;
             let network = drv.fixed_output().is_some();
-            let status = sandbox.run(&drv.builder, &drv.args, &env, log, network)?;
+            // Under -v the builder's lines also go to stderr as they come, prefixed with the derivation's name.
+            let echo = crate::verbosity::verbose().then(|| drv_path.name().trim_end_matches(".drv").to_string());
+            let status = sandbox.run(&drv.builder, &drv.args, &env, log, network, echo)?;
             if !status.success() {
                 bail!(
                     "builder for '{drv_path}' failed with {status}; last log lines:\n{}\nfull log: {}",
@@ -315,7 +322,7 @@ impl LocalStore {
         let outputs = output_paths(&drv)?;
         let _locks = outputs
             .values()
-            .map(|out| lock_file(&self.real_path(out).with_extension("lock")))
+            .map(|out| PathLock::acquire(&self.lock_path(out)))
             .collect::<Result<Vec<_>>>()?;
         if !self.quiet {
             eprintln!("repairing '{path}' by building '{deriver}'...");
@@ -525,19 +532,47 @@ fn log_tail(log: &Path) -> String {
     tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
 }
 
-/// An exclusive lock held while the file stays open (flock, released by the kernel if the process dies).
-fn lock_file(path: &Path) -> Result<File> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening the lock {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
+/// An exclusive lock on a file, held while the value lives (flock, released by the kernel if the process dies).
+/// Dropping it deletes the file while the lock is still held, as Nix does, so no lock files are left behind;
+/// a process that was waiting then holds a lock on a deleted file, sees it has no links left, and locks the
+/// file now at the path instead.
+pub(crate) struct PathLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl PathLock {
+    pub(crate) fn acquire(path: &Path) -> Result<PathLock> {
+        loop {
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening the lock {}", path.display()))?;
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
+            }
+            let links = file
+                .metadata()
+                .with_context(|| format!("reading the lock {}", path.display()))?
+                .nlink();
+            if links > 0 {
+                return Ok(PathLock {
+                    path: path.to_path_buf(),
+                    _file: file,
+                });
+            }
+        }
     }
-    Ok(file)
+}
+
+impl Drop for PathLock {
+    fn drop(&mut self) {
+        // Only the holder deletes the file, so the name still refers to the file this lock is on.
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// Verifies a fixed output's hash; returns its content address for the database.
@@ -695,7 +730,8 @@ impl Sandbox {
         Ok(Sandbox { root, binds })
     }
 
-    /// Runs the builder in the sandbox and waits for it; its stdout and stderr go to `log`.
+    /// Runs the builder in the sandbox and waits for it; its stdout and stderr go to `log` and, with `echo`,
+    /// to rixos' stderr too, each line prefixed with `echo`.
     fn run(
         &self,
         builder: &str,
@@ -703,6 +739,7 @@ impl Sandbox {
         env: &BTreeMap<String, String>,
         log: File,
         network: bool,
+        echo: Option<String>,
     ) -> Result<std::process::ExitStatus> {
         // Everything the child needs is made before fork: after it only async-signal-safe calls are allowed.
         let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("NUL in {}", p.display()));
@@ -718,13 +755,18 @@ impl Sandbox {
             flags |= libc::CLONE_NEWNET;
         }
         let mut command = Command::new(builder);
-        command
-            .args(args)
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        command.args(args).env_clear().envs(env).stdin(Stdio::null());
+        let echoing = match echo {
+            None => {
+                command.stdout(log.try_clone()?).stderr(log);
+                None
+            }
+            Some(prefix) => {
+                let (reader, writer) = std::io::pipe()?;
+                command.stdout(writer.try_clone()?).stderr(writer);
+                Some(std::thread::spawn(move || echo_lines(reader, log, &prefix)))
+            }
+        };
         // SAFETY: the closure only makes raw system calls on data prepared above.
         unsafe {
             command.pre_exec(move || enter_sandbox(flags, &binds, &root, &proc_dir));
@@ -732,7 +774,30 @@ impl Sandbox {
         let mut child = command
             .spawn()
             .with_context(|| format!("starting the builder {builder}"))?;
-        Ok(child.wait()?)
+        // The command holds the pipe's writing end: closed here, so the echo ends when the builder's do.
+        drop(command);
+        let status = child.wait()?;
+        if let Some(thread) = echoing {
+            thread
+                .join()
+                .map_err(|_| anyhow!("the thread copying the builder's output panicked"))??;
+        }
+        Ok(status)
+    }
+}
+
+/// Copies a builder's output to its log, and each line to stderr after `prefix> `.
+fn echo_lines(reader: std::io::PipeReader, mut log: File, prefix: &str) -> Result<()> {
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        std::io::Write::write_all(&mut log, &line)?;
+        let text = String::from_utf8_lossy(&line);
+        eprintln!("{prefix}> {}", text.trim_end_matches('\n'));
     }
 }
 
@@ -815,6 +880,29 @@ fn enter_sandbox(
 mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
+
+    #[test]
+    fn a_lock_deleted_by_its_holder_is_taken_anew_by_a_waiter() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let first = super::PathLock::acquire(&path).unwrap();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let second = super::PathLock::acquire(&path).unwrap();
+                // The waiter must hold the file now at the path, not the one the first holder deleted.
+                let at_path = std::fs::metadata(&path).map(|m| m.ino()).ok();
+                (at_path, second._file.metadata().unwrap().ino())
+            })
+        };
+        // Long enough for the waiter to open the first file and block on it.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+        let (at_path, held) = waiter.join().unwrap();
+        assert_eq!(at_path, Some(held), "the waiter locked a deleted file");
+        assert!(!path.exists(), "the lock file outlived its holders");
+    }
 
     #[test]
     fn a_broken_download_is_retried_and_resumed_where_it_stopped() {

@@ -12,9 +12,10 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use sha1::Digest;
 
 use super::local::LocalStore;
 use super::nar::remove_tree;
@@ -29,6 +30,47 @@ pub struct GcReport {
 }
 
 impl LocalStore {
+    /// Checks that `link` may become a root's link (what `rixos build -o` makes): absent, or a symlink into the
+    /// store, which is replaced; anything else is the user's and is refused, as Nix refuses it. Gives the
+    /// link's absolute path, which the root names.
+    pub fn check_perm_root(&self, link: &Path) -> Result<PathBuf> {
+        let absolute = absolute_path(link)?;
+        if absolute.starts_with(self.store_dir()) {
+            bail!(
+                "creating a garbage collector root ({}) in the store is forbidden (are you building inside the store?)",
+                absolute.display()
+            );
+        }
+        if let Ok(meta) = fs::symlink_metadata(&absolute) {
+            let into_store = meta.file_type().is_symlink()
+                && fs::read_link(&absolute)
+                    .is_ok_and(|target| target.starts_with(STORE_DIR) || target.starts_with(self.store_dir()));
+            if !into_store {
+                bail!(
+                    "cannot create symlink '{}'; already exists and is not a link into the store (move it away, \
+                     or name another link with -o)",
+                    absolute.display()
+                );
+            }
+        }
+        Ok(absolute)
+    }
+
+    /// Points `link` at `path` (replacing an old link atomically) and registers it as an indirect root, as
+    /// nix-build's out-links are: `gcroots/auto/<nix32 sha1 of the link's absolute path>` links to `link`, so
+    /// the path lives while `link` points at it and the auto root goes when `link` does.
+    pub fn add_perm_root(&self, path: &StorePath, link: &Path) -> Result<PathBuf> {
+        let absolute = self.check_perm_root(link)?;
+        replace_symlink(&self.real_path(path), &absolute)?;
+        let digest = sha1::Sha1::digest(absolute.as_os_str().as_encoded_bytes());
+        let auto = self
+            .state_dir()
+            .join("gcroots/auto")
+            .join(super::hash::nix32_encode(&digest));
+        replace_symlink(&absolute, &auto)?;
+        Ok(absolute)
+    }
+
     /// The store paths that are roots, each with what makes it one.
     pub fn roots(&self) -> Result<Vec<(StorePath, String)>> {
         let mut roots = Vec::new();
@@ -43,11 +85,16 @@ impl LocalStore {
         Ok(roots)
     }
 
-    /// The store path a link target names, if it is one of this store's valid paths.
+    /// The store path a link target names (logically, `/nix/store/...`, or physically, as `rixos build`'s
+    /// links do), if it is one of this store's valid paths.
     fn valid_store_path(&self, target: &str) -> Result<Option<StorePath>> {
-        let rest = match target.strip_prefix(STORE_DIR) {
-            Some(rest) => rest,
-            None => return Ok(None),
+        let physical = self.store_dir();
+        let rest = match target
+            .strip_prefix(STORE_DIR)
+            .or_else(|| target.strip_prefix(physical.to_str()?))
+        {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            _ => return Ok(None),
         };
         let base = rest.trim_start_matches('/').split('/').next().unwrap_or_default();
         match StorePath::from_base_name(base) {
@@ -264,26 +311,31 @@ impl LocalStore {
         for path in dead {
             let real = self.real_path(path);
             remove_tree(&real).with_context(|| format!("deleting {}", real.display()))?;
-            let _ = fs::remove_file(real.with_extension("lock"));
+            remove_lock_unless_held(&self.lock_path(path));
         }
         self.remove_unregistered()?;
         Ok(report)
     }
 
     /// Removes entries of the store directory that are not valid paths (left by a crash between unregistering
-    /// and deleting, or between moving into place and registering). Dot files (staging, in use) are left.
+    /// and deleting, or between moving into place and registering) and lock files nobody holds. Dot files
+    /// (staging, in use) are left.
     fn remove_unregistered(&self) -> Result<()> {
         for entry in fs::read_dir(self.store_dir())? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.ends_with(".lock") {
+            if name.starts_with('.') {
+                continue;
+            }
+            if name.ends_with(".lock") {
+                remove_lock_unless_held(&entry.path());
                 continue;
             }
             let registered = match StorePath::from_base_name(&name) {
                 Ok(path) => self.db().is_valid(&path)?,
                 Err(_) => false,
             };
-            if !registered && !is_locked(&entry.path().with_extension("lock")) {
+            if !registered && !remove_lock_unless_held(&self.store_dir().join(format!("{name}.lock"))) {
                 remove_tree(&entry.path()).with_context(|| format!("deleting {}", entry.path().display()))?;
             }
         }
@@ -291,14 +343,51 @@ impl LocalStore {
     }
 }
 
-/// True while another process holds the lock of a path being built (see `build.rs`).
-fn is_locked(lock: &Path) -> bool {
+/// `path` made absolute against the current directory, with `.` and `..` resolved by name, not by following
+/// links (as Nix's `absPath` and `canonPath`), so the root names the path the user typed.
+fn absolute_path(path: &Path) -> Result<PathBuf> {
+    let joined = std::env::current_dir()
+        .context("reading the current directory")?
+        .join(path);
+    let mut out = PathBuf::new();
+    for component in joined.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// Makes `link` a symlink to `target` in one rename, so it is never missing and never half made.
+fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
+    let name = link.file_name().context("a link needs a file name")?;
+    let temporary = link.with_file_name(format!(".{}_{}", std::process::id(), name.to_string_lossy()));
+    let _ = fs::remove_file(&temporary);
+    std::os::unix::fs::symlink(target, &temporary)
+        .with_context(|| format!("making the link {}", temporary.display()))?;
+    fs::rename(&temporary, link).map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        anyhow::Error::from(e).context(format!("making the link {}", link.display()))
+    })
+}
+
+/// True while another process holds the lock of a path being built (see `build.rs`'s `PathLock`). A lock
+/// nobody holds (left by a crash or an older rixos) is deleted, under the lock, as its holder would have.
+fn remove_lock_unless_held(lock: &Path) -> bool {
     let Ok(file) = fs::File::open(lock) else {
         return false;
     };
     // SAFETY: flock on a descriptor we own; the lock, if taken, goes with the file.
     let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
-    rc != 0
+    if rc != 0 {
+        return true;
+    }
+    let _ = fs::remove_file(lock);
+    false
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

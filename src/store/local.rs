@@ -34,7 +34,7 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// Opens (creating if needed) the store under `root`.
+    /// Opens the store under `root`, creating it if needed: for commands that write to it.
     pub fn open(root: &Path) -> Result<LocalStore> {
         let state = root.join("nix/var/nix");
         for dir in [
@@ -49,7 +49,7 @@ impl LocalStore {
         let store = LocalStore {
             root: root.to_path_buf(),
             db,
-            quiet: false,
+            quiet: crate::verbosity::quiet(),
         };
         store.remove_entries_of_dead_processes(&store.store_dir(), |name| {
             name.strip_prefix(STAGING_PREFIX)
@@ -57,6 +57,13 @@ impl LocalStore {
         })?;
         store.remove_entries_of_dead_processes(&store.state_dir().join("builds"), |name| name.rsplit('-').next())?;
         Ok(store)
+    }
+
+    /// Opens the store under `root`, which must exist: for commands that only read it (or delete from it), so
+    /// a mistyped `--store` is an error instead of a new, empty store.
+    pub fn open_existing(root: &Path) -> Result<LocalStore> {
+        require_store(root)?;
+        LocalStore::open(root)
     }
 
     pub fn db(&self) -> &Database {
@@ -103,6 +110,11 @@ impl LocalStore {
             }
         }
         Ok(())
+    }
+
+    /// The lock file of a store path being built (`<path>.lock`, as Nix names it), held while its builder runs.
+    pub(crate) fn lock_path(&self, path: &StorePath) -> PathBuf {
+        self.store_dir().join(format!("{}.lock", path.base_name()))
     }
 
     /// A fresh staging name in the store directory; never a valid store path name.
@@ -287,6 +299,19 @@ impl LocalStore {
         }
         Ok(None)
     }
+}
+
+/// Fails unless a store exists under `root` (its `nix/store` directory), naming the root and the option.
+pub fn require_store(root: &Path) -> Result<()> {
+    let store = root.join(STORE_DIR.trim_start_matches('/'));
+    if !store.is_dir() {
+        bail!(
+            "no store at {} (no {}); check --store (or RIXOS_STORE)",
+            root.display(),
+            store.display()
+        );
+    }
+    Ok(())
 }
 
 fn visit_references_first(
