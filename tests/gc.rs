@@ -273,9 +273,12 @@ fn an_out_link_never_replaces_a_file_and_a_failed_build_keeps_the_old_link() {
         "a failed build made its link"
     );
 
-    // A link into the store is the build's own: replaced. Several derivations get nix-build's names.
-    let both = build_in(dir.path(), &root, &[expr, "-A", "other", "-A", "ok", "-o", "res"]);
+    // A link into the store is the build's own: replaced. Several derivations get nix-build's names. With
+    // -q, only the output paths are printed.
+    let both = build_in(dir.path(), &root, &["-q", expr, "-A", "other", "-A", "ok", "-o", "res"]);
     assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
+    assert_eq!(String::from_utf8_lossy(&both.stderr), "", "-q build printed progress");
+    assert_eq!(String::from_utf8_lossy(&both.stdout).lines().count(), 2);
     assert_eq!(fs::read_to_string(dir.path().join("res")).unwrap(), "other\n");
     assert_eq!(fs::read_to_string(dir.path().join("res-2")).unwrap(), "ok\n");
 }
