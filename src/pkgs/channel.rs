@@ -411,7 +411,7 @@ mod tests {
         let bad = [
             ("http://mirror.example/debian", "must end in /dists/SUITE"),
             ("http://mirror.example/debian/bookworm", "must end in /dists/SUITE"),
-            ("http://mirror.example/debian/dists/", "must end in /dists/SUITE"),
+            ("http://mirror.example/debian/dists/", "names no suite"),
             ("mirror.example/debian/dists/bookworm", "has no scheme"),
             ("ftp://mirror.example/debian/dists/bookworm", "not ftp://"),
             ("http:///debian/dists/bookworm", "has no host"),
