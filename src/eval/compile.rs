@@ -93,6 +93,8 @@ pub enum Expr {
     Var {
         depth: u32,
         index: u32,
+        /// Where the name is written: infinite recursion is reported where a variable forces a black hole.
+        pos: Pos,
     },
     /// A name only a `with` can supply: the depths of the enclosing `with` frames, innermost first.
     WithVar {
@@ -255,6 +257,7 @@ impl<'a> Compiler<'a> {
                         return Ok(Expr::Var {
                             depth: depth as u32,
                             index,
+                            pos,
                         });
                     }
                 }

@@ -48,6 +48,12 @@ pub fn source(file: u32) -> Option<&'static Source> {
     SOURCES.with(|s| s.borrow().get(file as usize - 1).copied())
 }
 
+/// Whether a position is in rixos' built-in Nix libraries (the module system, the core modules), which a
+/// user does not write and rarely needs to see.
+pub fn is_rixos_internal(pos: Pos) -> bool {
+    source(pos.file).is_some_and(|src| src.name.starts_with("«nix-internal»/rixos/"))
+}
+
 /// Line and column (both from 1) of a position.
 pub fn line_column(pos: Pos) -> Option<(&'static Source, usize, usize)> {
     let src = source(pos.file)?;
@@ -126,8 +132,7 @@ impl EvalError {
         // An error raised inside a builtin is placed by the builtin's frame, as in Nix.
         let placed_by_frame = show_trace && self.trace.first().is_some_and(|f| f.pos == self.pos);
         // A `throw` inside rixos' built-in Nix libraries says everything itself; where it was thrown is noise.
-        let internal_throw = self.kind == ErrorKind::Throw
-            && line_column(self.pos).is_some_and(|(src, _, _)| src.name.starts_with("«nix-internal»/rixos/"));
+        let internal_throw = self.kind == ErrorKind::Throw && is_rixos_internal(self.pos);
         if !placed_by_frame && !internal_throw {
             excerpt(&mut out, self.pos, "       ");
         }
@@ -161,6 +166,17 @@ fn excerpt(out: &mut String, pos: Pos, indent: &str) {
     if line < lines.len() {
         code(out, line + 1);
     }
+}
+
+/// An I/O failure on a file, worded as Nix words it: `WHAT 'PATH': No such file or directory` (the reason as
+/// `strerror` gives it, without Rust's "(os error N)").
+pub fn io_error(what: &str, path: &std::path::Path, e: &std::io::Error, pos: Pos) -> Box<EvalError> {
+    let reason = e.to_string();
+    let reason = match reason.rfind(" (os error ") {
+        Some(i) if reason.ends_with(')') => &reason[..i],
+        _ => &reason,
+    };
+    EvalError::new(ErrorKind::Eval, format!("{what} '{}': {reason}", path.display()), pos)
 }
 
 /// Shorthands for the common error kinds.

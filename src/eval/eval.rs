@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::compile::{AttrKey, AttrValue, AttrsDef, BinOp, CompileContext, Expr, Param, StrPart, canon_path};
-use super::error::{ErrorKind, EvalError, Frame, Pos, Result, eval_error};
+use super::error::{ErrorKind, EvalError, Frame, Pos, Result, eval_error, io_error, is_rixos_internal};
 use super::io::EvalIo;
 use super::value::{
     Attr, Attrs, Closure, Context, Env, LazyCell, NixStr, PrimOpApp, Slots, Sym, Thunk, ThunkState, Value,
@@ -197,10 +197,15 @@ impl Evaluator {
             Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(&file).unwrap_or(file),
             _ => file,
         };
-        let text = self
-            .io
-            .read_file(&file)
-            .map_err(|e| EvalError::new(ErrorKind::Eval, format!("opening file '{}': {e}", file.display()), pos))?;
+        // As Nix: a path that is not there fails its status, one that cannot be read fails opening.
+        let text = self.io.read_file(&file).map_err(|e| {
+            let what = if e.kind() == std::io::ErrorKind::NotFound && file == Path::new(path) {
+                "getting status of"
+            } else {
+                "opening file"
+            };
+            io_error(what, &file, &e, pos)
+        })?;
         let text = String::from_utf8_lossy(&text).into_owned();
         let base = file.parent().unwrap_or(Path::new("/")).to_path_buf();
         let v = self.eval_source(&text, &file.display().to_string(), true, &base)?;
@@ -218,7 +223,7 @@ impl Evaluator {
         match e {
             Expr::Const(v) => Thunk::Val(v.clone()),
             Expr::Lambda(def) => Thunk::Val(Value::Lambda(Rc::new(Closure { def, env: env.clone() }))),
-            Expr::Var { depth, index } if !(filling && *depth == 0) => {
+            Expr::Var { depth, index, .. } if !(filling && *depth == 0) => {
                 let t = env.up(*depth).get(*index);
                 match t.value_if_forced() {
                     Some(v) => Thunk::Val(v),
@@ -251,6 +256,14 @@ impl Evaluator {
                 self.force_cell(cell)
             }
         }
+    }
+
+    /// `force`, placing an infinite recursion met at once (a black hole) at `pos`, as Nix places it at the
+    /// expression that forced the black hole. One met inside rixos' own Nix libraries (a module option
+    /// defined in terms of itself) is placed at the innermost user code that led there instead.
+    #[inline]
+    pub fn force_at(&mut self, t: &Thunk, pos: Pos) -> Result<Value> {
+        self.force(t).map_err(|e| place_recursion(e, pos))
     }
 
     fn force_cell(&mut self, cell: &Rc<LazyCell>) -> Result<Value> {
@@ -294,7 +307,7 @@ impl Evaluator {
     pub fn eval(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { depth, index } => {
+            Expr::Var { depth, index, pos } => {
                 let env = env.up(*depth);
                 // Known values are read in place, without touching the thunk's reference count.
                 let t = {
@@ -305,7 +318,7 @@ impl Evaluator {
                     }
                     t.clone()
                 };
-                self.force(&t)
+                self.force_at(&t, *pos)
             }
             Expr::Apply { func, args, pos } => {
                 let mut f = self.eval(func, env)?;
@@ -361,7 +374,7 @@ impl Evaluator {
                     };
                     if let Some(t) = attrs.get(*name) {
                         let t = t.clone();
-                        return self.force(&t);
+                        return self.force_at(&t, *pos);
                     }
                 }
                 eval_error(format!("undefined variable '{name}'"), *pos)
@@ -395,8 +408,9 @@ impl Evaluator {
                 let mut v = self.eval(expr, env)?;
                 for key in path {
                     let name = self.attr_name(key, env, *pos)?;
+                    // As Nix, a black hole met here is placed at the attribute's definition.
                     let found = match &v {
-                        Value::Attrs(a) => a.get(name).cloned(),
+                        Value::Attrs(a) => a.get_attr(name).map(|a| (a.value.clone(), a.pos)),
                         other if default.is_none() => {
                             return eval_error(
                                 format!(
@@ -411,7 +425,12 @@ impl Evaluator {
                         _ => None,
                     };
                     match found {
-                        Some(t) => v = self.force(&t)?,
+                        Some((t, at)) => {
+                            v = self.force(&t).map_err(|e| {
+                                let user_first = is_rixos_internal(at) && !is_rixos_internal(*pos);
+                                place_recursion(e, if at.is_none() || user_first { *pos } else { at })
+                            })?
+                        }
                         None => {
                             return match default {
                                 Some(d) => self.eval(d, env),
@@ -561,7 +580,15 @@ impl Evaluator {
         let sources: Vec<Thunk> = def.inherit_from.iter().map(|e| self.thunk(e, &new, true)).collect();
         let mut slots = Slots::with_capacity(def.statics.len());
         for (_, value, _) in &def.statics {
-            slots.push(self.attr_value(value, &new, env, &sources, true));
+            // `a = b;` with `b` filled already shares b's thunk, as Nix does: no thunk made, and a black hole
+            // is then placed where Nix places it.
+            let t = match value {
+                AttrValue::Expr(Expr::Var { depth: 0, index, .. }) if (*index as usize) < slots.len() => {
+                    slots[*index as usize].clone()
+                }
+                _ => self.attr_value(value, &new, env, &sources, true),
+            };
+            slots.push(t);
         }
         *new.slots.borrow_mut() = slots;
         Ok(new)
@@ -1345,12 +1372,23 @@ impl Evaluator {
 
 type LambdaDefRef = super::compile::LambdaDef;
 
+/// Places an infinite recursion not placed yet at `pos` (see `Evaluator::force_at`).
+#[cold]
+fn place_recursion(mut e: Box<EvalError>, pos: Pos) -> Box<EvalError> {
+    if e.kind == ErrorKind::InfiniteRecursion
+        && (e.pos.is_none() || is_rixos_internal(e.pos) && !pos.is_none() && !is_rixos_internal(pos))
+    {
+        e.pos = pos;
+    }
+    e
+}
+
 /// An integer operand known without evaluating anything: a constant or an already forced variable.
 #[inline]
 fn peek_int(e: &Expr, env: &Rc<Env>, filling: bool) -> Option<i64> {
     match e {
         Expr::Const(Value::Int(i)) => Some(*i),
-        Expr::Var { depth, index } if !(filling && *depth == 0) => {
+        Expr::Var { depth, index, .. } if !(filling && *depth == 0) => {
             let env = env.up(*depth);
             let slots = env.slots.borrow();
             match slots[*index as usize].value_if_forced() {

@@ -47,10 +47,20 @@ let
         options = m.options or { };
         config = if structured then m.config or { } else removeAttrs m [ "imports" "_file" "key" "disabledModules" "meta" "_defPos" ];
         pos = m._defPos or null;
+        importsAt = let p = builtins.unsafeGetAttrPos "imports" m; in if p != null then "${p.file}:${toString p.line}" else file';
       };
+  # A path in `imports` that names nothing is reported with the file and line of that `imports`, not as
+  # a failed `import` here.
+  importModule = m: i: im:
+    let
+      target = if builtins.pathExists im && builtins.readFileType im == "directory" then "${toString im}/default.nix" else toString im;
+    in
+    if (isPath im || isString im) && !builtins.pathExists target then
+      throw "getting status of '${target}': No such file or directory\n(named in the `imports' at ${m.importsAt})"
+    else normalize m.file "${m.key}:${toString i}" im;
   collected = builtins.genericClosure {
     startSet = lib.imap0 (i: m: normalize "<unknown-file>" "root:${toString i}" m) (modules ++ [ internalModule ]);
-    operator = m: lib.imap0 (i: im: normalize m.file "${m.key}:${toString i}" im) m.imports;
+    operator = m: lib.imap0 (importModule m) m.imports;
   };
 
   internalModule = {
