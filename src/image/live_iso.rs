@@ -108,12 +108,14 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
         epoch,
     })
     .context("writing the ISO")?;
-    eprintln!(
-        "{}: {} MiB, sha256 {}",
-        image.path.display(),
-        image.size >> 20,
-        image.sha256
-    );
+    if !crate::verbosity::quiet() {
+        eprintln!(
+            "{}: {} MiB, sha256 {}",
+            image.path.display(),
+            image.size >> 20,
+            image.sha256
+        );
+    }
     Ok(())
 }
 
