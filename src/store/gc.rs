@@ -42,9 +42,14 @@ impl LocalStore {
             );
         }
         if let Ok(meta) = fs::symlink_metadata(&absolute) {
+            // A link to a store path of any root (an earlier build with another --store) is a build's too.
             let into_store = meta.file_type().is_symlink()
-                && fs::read_link(&absolute)
-                    .is_ok_and(|target| target.starts_with(STORE_DIR) || target.starts_with(self.store_dir()));
+                && fs::read_link(&absolute).is_ok_and(|target| {
+                    target.starts_with(STORE_DIR)
+                        || target
+                            .parent()
+                            .is_some_and(|p| p.ends_with(STORE_DIR.trim_start_matches('/')))
+                });
             if !into_store {
                 bail!(
                     "cannot create symlink '{}'; already exists and is not a link into the store (move it away, \
