@@ -117,3 +117,8 @@ fn run(dir: &str, at_least: usize) {
 fn evaluation_errors_say_what_and_where() {
     run("tests/eval-errors", 7);
 }
+
+#[test]
+fn syntax_errors_are_worded_and_placed_as_nix_does() {
+    run("tests/eval-errors/syntax", 35);
+}

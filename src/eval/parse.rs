@@ -72,15 +72,8 @@ pub fn parse_in_scope(source: &str, file: &str, names: &[&str]) -> Result<ast::R
         }
     };
     if let Some(error) = parsed.errors().first() {
-        let range = match error {
-            rnix::ParseError::Unexpected(r)
-            | rnix::ParseError::UnexpectedExtra(r)
-            | rnix::ParseError::UnexpectedWanted(_, r, _)
-            | rnix::ParseError::UnexpectedDoubleBind(r)
-            | rnix::ParseError::DuplicatedArgs(r, _) => *r,
-            _ => TextRange::empty((source.len() as u32).into()),
-        };
-        return Err(at(range, format!("syntax error, {error}")));
+        let (offset, message) = nix_syntax_error(source, error);
+        return Err(at(TextRange::empty((offset as u32).into()), message));
     }
     let root = parsed.tree();
     let mut checker = Checker { problem: None };
@@ -95,6 +88,196 @@ pub fn parse_in_scope(source: &str, file: &str, names: &[&str]) -> Result<ast::R
         Some((range, message)) => Err(at(range, message)),
         None => Ok(root),
     }
+}
+
+/// rnix's first error in the words and at the place of Nix 2.8's bison parser: `syntax error, unexpected X,
+/// expecting Y` with tokens named as Nix names them (`'='`, `ID`, `end of file`, ...). rnix's lists of wanted
+/// tokens are its own; they are shown only where they are what bison lists (one to four tokens).
+fn nix_syntax_error(source: &str, error: &rnix::ParseError) -> (usize, String) {
+    use rnix::ParseError as E;
+    let tokens: Vec<(rnix::SyntaxKind, usize, &str)> = {
+        let mut at = 0;
+        rnix::tokenize(source)
+            .map(|(kind, text)| {
+                at += text.len();
+                (kind, at - text.len(), text)
+            })
+            .collect()
+    };
+    // Nix places the end of the file at the start of the last thing its lexer read, blanks and comments too.
+    let eof = tokens.last().map_or(0, |t| t.1);
+    let significant = |t: &&(rnix::SyntaxKind, usize, &str)| {
+        !matches!(
+            t.0,
+            rnix::SyntaxKind::TOKEN_WHITESPACE | rnix::SyntaxKind::TOKEN_COMMENT
+        )
+    };
+    let token_at = |offset: usize| tokens.iter().filter(significant).find(|t| t.1 >= offset);
+    let before = |offset: usize| tokens.iter().filter(significant).rev().find(|t| t.1 < offset);
+    let unexpected = |offset: usize| match token_at(offset) {
+        Some(t) => nix_token_name(t.0, t.2),
+        None => "end of file".to_string(),
+    };
+    let expecting = |wanted: &[rnix::SyntaxKind], offset: usize| -> Option<String> {
+        use rnix::SyntaxKind::*;
+        let names: Vec<String> = match wanted {
+            // After an attribute name in a binding, a `.` could continue the path.
+            [TOKEN_ASSIGN] => vec!["'.'".into(), "'='".into()],
+            // An attribute name after `.`; elsewhere (inherit) bison has more choices and lists none.
+            [TOKEN_IDENT, TOKEN_OR, TOKEN_CUR_POS] => match before(offset) {
+                Some(t) if t.0 == TOKEN_DOT => ["ID", "OR_KW", "DOLLAR_CURLY", "'\"'"].map(String::from).to_vec(),
+                _ => return None,
+            },
+            _ if wanted.len() > 4 => return None,
+            _ => wanted.iter().map(|k| nix_token_name(*k, "")).collect(),
+        };
+        Some(names.join(" or "))
+    };
+    let with = |head: String, expected: Option<String>| match expected {
+        Some(e) => format!("syntax error, unexpected {head}, expecting {e}"),
+        None => format!("syntax error, unexpected {head}"),
+    };
+    match error {
+        // A string the file ends inside: rnix's error token is the rest of the file, Nix's lexer reads a
+        // string part and then the end.
+        E::UnexpectedWanted(rnix::SyntaxKind::TOKEN_ERROR, range, _) if usize::from(range.end()) == source.len() => {
+            let start = usize::from(range.start());
+            let indented = tokens
+                .iter()
+                .rev()
+                .find(|t| t.1 < start && t.0 == rnix::SyntaxKind::TOKEN_STRING_START)
+                .is_some_and(|t| t.2 == "''");
+            let expected = if indented {
+                "IND_STR or DOLLAR_CURLY or IND_STRING_CLOSE"
+            } else {
+                "'\"'"
+            };
+            (start, with("end of file".into(), Some(expected.into())))
+        }
+        E::UnexpectedWanted(_, range, wanted) => {
+            let start = usize::from(range.start());
+            (start, with(unexpected(start), expecting(wanted, start)))
+        }
+        E::UnexpectedExtra(range) => {
+            let start = usize::from(range.start());
+            (start, with(unexpected(start), Some("end of file".into())))
+        }
+        E::Unexpected(range) | E::UnexpectedDoubleBind(range) => {
+            let start = usize::from(range.start());
+            if token_at(start).is_none() {
+                (eof, with("end of file".into(), None))
+            } else {
+                (start, with(unexpected(start), None))
+            }
+        }
+        E::UnexpectedEOFWanted(wanted) => (eof, with("end of file".into(), expecting(wanted, source.len()))),
+        E::UnexpectedEOF => {
+            // Bison expects only `)` when the innermost open bracket is `(` and what is inside is complete.
+            let mut open = Vec::new();
+            for t in tokens.iter().filter(significant) {
+                use rnix::SyntaxKind::*;
+                match t.0 {
+                    TOKEN_L_PAREN | TOKEN_L_BRACK | TOKEN_L_BRACE | TOKEN_INTERPOL_START => open.push(t.0),
+                    TOKEN_R_PAREN | TOKEN_R_BRACK | TOKEN_R_BRACE | TOKEN_INTERPOL_END => {
+                        open.pop();
+                    }
+                    _ => {}
+                }
+            }
+            let complete = before(source.len()).is_some_and(|t| {
+                use rnix::SyntaxKind::*;
+                matches!(
+                    t.0,
+                    TOKEN_IDENT
+                        | TOKEN_INTEGER
+                        | TOKEN_FLOAT
+                        | TOKEN_R_PAREN
+                        | TOKEN_R_BRACK
+                        | TOKEN_R_BRACE
+                        | TOKEN_STRING_END
+                        | TOKEN_PATH_ABS
+                        | TOKEN_PATH_REL
+                        | TOKEN_PATH_HOME
+                        | TOKEN_PATH_SEARCH
+                        | TOKEN_URI
+                )
+            });
+            let expected =
+                (open.last() == Some(&rnix::SyntaxKind::TOKEN_L_PAREN) && complete).then(|| "')'".to_string());
+            (eof, with("end of file".into(), expected))
+        }
+        E::DuplicatedArgs(range, name) => (
+            usize::from(range.start()),
+            format!("duplicate formal function argument '{name}'"),
+        ),
+        other => (eof, format!("syntax error, {other}")),
+    }
+}
+
+/// A token as Nix's parser names it in its messages.
+fn nix_token_name(kind: rnix::SyntaxKind, text: &str) -> String {
+    use rnix::SyntaxKind::*;
+    let name = match kind {
+        TOKEN_ASSERT => "ASSERT",
+        TOKEN_ELSE => "ELSE",
+        TOKEN_IF => "IF",
+        TOKEN_IN => "IN",
+        TOKEN_INHERIT => "INHERIT",
+        TOKEN_LET => "LET",
+        TOKEN_OR => "OR_KW",
+        TOKEN_REC => "REC",
+        TOKEN_THEN => "THEN",
+        TOKEN_WITH => "WITH",
+        TOKEN_L_BRACE => "'{'",
+        TOKEN_R_BRACE | TOKEN_INTERPOL_END => "'}'",
+        TOKEN_L_BRACK => "'['",
+        TOKEN_R_BRACK => "']'",
+        TOKEN_L_PAREN => "'('",
+        TOKEN_R_PAREN => "')'",
+        TOKEN_ASSIGN => "'='",
+        TOKEN_AT => "'@'",
+        TOKEN_COLON => "':'",
+        TOKEN_COMMA => "','",
+        TOKEN_DOT => "'.'",
+        TOKEN_QUESTION => "'?'",
+        TOKEN_SEMICOLON => "';'",
+        TOKEN_ELLIPSIS => "ELLIPSIS",
+        TOKEN_CONCAT => "CONCAT",
+        TOKEN_UPDATE => "UPDATE",
+        TOKEN_INVERT => "'!'",
+        TOKEN_ADD => "'+'",
+        TOKEN_SUB => "'-'",
+        TOKEN_MUL => "'*'",
+        TOKEN_DIV => "'/'",
+        TOKEN_LESS => "'<'",
+        TOKEN_MORE => "'>'",
+        TOKEN_LESS_OR_EQ => "LEQ",
+        TOKEN_MORE_OR_EQ => "GEQ",
+        TOKEN_EQUAL => "EQ",
+        TOKEN_NOT_EQUAL => "NEQ",
+        TOKEN_AND_AND => "AND",
+        TOKEN_OR_OR => "OR",
+        TOKEN_IMPLICATION => "IMPL",
+        TOKEN_IDENT | TOKEN_CUR_POS => "ID",
+        TOKEN_INTEGER => "INT",
+        TOKEN_FLOAT => "FLOAT",
+        TOKEN_PATH_ABS | TOKEN_PATH_REL => "PATH",
+        TOKEN_PATH_HOME => "HPATH",
+        TOKEN_PATH_SEARCH => "SPATH",
+        TOKEN_URI => "URI",
+        TOKEN_INTERPOL_START => "DOLLAR_CURLY",
+        TOKEN_STRING_START | TOKEN_STRING_END if text == "''" => {
+            if kind == TOKEN_STRING_START {
+                "IND_STRING_OPEN"
+            } else {
+                "IND_STRING_CLOSE"
+            }
+        }
+        TOKEN_STRING_START | TOKEN_STRING_END => "'\"'",
+        TOKEN_STRING_CONTENT => "STR",
+        _ => return format!("{kind:?}"),
+    };
+    name.to_string()
 }
 
 fn line_column(source: &str, offset: usize) -> (usize, usize) {

@@ -1,0 +1,6 @@
+# error: syntax error, unexpected end of file
+# at: 5:13
+# nix: same
+# The snippet below: what Nix 2.8 prints for it is above.
+{ a = 1; # c
+

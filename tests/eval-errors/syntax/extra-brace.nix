@@ -1,0 +1,5 @@
+# error: syntax error, unexpected '}', expecting end of file
+# at: 5:12
+# nix: same
+# The snippet below: what Nix 2.8 prints for it is above.
+{ a = 1; } }

@@ -1,0 +1,5 @@
+# error: syntax error, unexpected '*'
+# at: 5:4
+# nix: same
+# The snippet below: what Nix 2.8 prints for it is above.
+1 +* 2
