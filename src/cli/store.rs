@@ -39,6 +39,9 @@ pub enum StoreCommand {
     },
     /// Print what the database knows of store paths (like `nix-store --query`).
     Query(QueryArgs),
+    /// Register the paths of registration text on standard input that are not valid yet (like
+    /// `nix-store --load-db`): a closure's records for a store that holds its files but no database.
+    LoadDb,
     /// Check that every valid path exists and, with --check-contents, still has its recorded hash. Prints one
     /// line per problem and fails if there is any.
     Verify {
@@ -102,6 +105,15 @@ impl StoreCommand {
                 super::gc::print_report(&store.delete_checked(&paths)?, false);
             }
             StoreCommand::Query(args) => query(&LocalStore::open_existing(root)?, root, &args)?,
+            StoreCommand::LoadDb => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                    .context("reading the registration from standard input")?;
+                let added = LocalStore::open_existing(root)?.load_registration(&text, "standard input")?;
+                if !quiet {
+                    eprintln!("registered {added} store paths");
+                }
+            }
             StoreCommand::Verify { check_contents, repair } => {
                 let mut store = LocalStore::open_existing(root)?;
                 let mut problems = Vec::new();

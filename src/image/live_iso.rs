@@ -8,7 +8,6 @@
 //! Every timestamp is `sourceDateEpoch` (SOURCE_DATE_EPOCH, from the derivation), so the same inputs give the
 //! same bytes.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -45,7 +44,7 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
 
     // The closure, as stage 1 will see it under /nix/store, and what the store database says of each path.
     let closure = store.requisites(std::slice::from_ref(&toplevel))?;
-    let registration = registration(store, &closure)?;
+    let registration = crate::store::registration::registration(store, &closure)?;
     let squashfs = work.path().join("store.squashfs");
     let mut layout = SquashfsLayout::new(
         store.real_path_of("/nix/store"),
@@ -117,30 +116,6 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
         );
     }
     Ok(())
-}
-
-/// Nix's `nix-path-registration` text (what `nix-store --load-db` reads): per path its name, NAR hash, NAR
-/// size, deriver, and references.
-fn registration(store: &LocalStore, closure: &[StorePath]) -> Result<String> {
-    let mut out = String::new();
-    for path in closure {
-        let info = store
-            .db()
-            .info(path)?
-            .with_context(|| format!("{path} is not valid in the store"))?;
-        let hash = info.nar_hash.strip_prefix("sha256:").unwrap_or(&info.nar_hash);
-        writeln!(out, "{path}\n{hash}\n{}", info.nar_size)?;
-        writeln!(
-            out,
-            "{}",
-            info.deriver.as_ref().map(ToString::to_string).unwrap_or_default()
-        )?;
-        writeln!(out, "{}", info.references.len())?;
-        for r in &info.references {
-            writeln!(out, "{r}")?;
-        }
-    }
-    Ok(out)
 }
 
 /// A store file (or a path below a store path) as a file here, links followed.

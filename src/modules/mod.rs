@@ -26,6 +26,8 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/systemd.nix", include_str!("nixos/systemd.nix")),
     ("rixos/nixos/openssh.nix", include_str!("nixos/openssh.nix")),
     ("rixos/nixos/nginx.nix", include_str!("nixos/nginx.nix")),
+    ("rixos/nixos/wrappers.nix", include_str!("nixos/wrappers.nix")),
+    ("rixos/nixos/sudo.nix", include_str!("nixos/sudo.nix")),
     ("rixos/nixos/nix-gc.nix", include_str!("nixos/nix-gc.nix")),
     ("rixos/nixos/toplevel.nix", include_str!("nixos/toplevel.nix")),
     ("rixos/nixos/build-support.nix", include_str!("nixos/build-support.nix")),

@@ -424,6 +424,8 @@ fn run_builtin(
             .with_context(|| format!("building {drv_path}")),
         "builtin:unit-tree" => crate::system::units::build(drv, &store_dir.join(out.base_name()), real)
             .with_context(|| format!("building {drv_path}")),
+        "builtin:closure-info" => super::registration::build_closure_info(drv, &store_dir.join(out.base_name()), store)
+            .with_context(|| format!("building {drv_path}")),
         "builtin:fetchurl" => {
             let out = outputs
                 .get("out")

@@ -85,6 +85,7 @@ impl LocalStore {
         }
         self.temporary_roots(&state.join("temproots"), &mut roots)?;
         self.process_roots(&mut roots)?;
+        self.system_roots(&mut roots)?;
         roots.sort();
         roots.dedup();
         Ok(roots)
@@ -149,6 +150,20 @@ impl LocalStore {
                     fs::remove_file(&link).with_context(|| format!("removing the stale root {shown}"))?;
                 }
                 Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The running system's generations (`run/current-system`, `run/booted-system` under the store's root):
+    /// on a machine whose store is `/`, what runs now and what it booted stay, profile or not.
+    fn system_roots(&self, roots: &mut Vec<(StorePath, String)>) -> Result<()> {
+        for link in SYSTEM_ROOTS {
+            let link = self.root.join(link);
+            if let Ok(target) = fs::read_link(&link)
+                && let Some(path) = self.valid_store_path(&target.to_string_lossy())?
+            {
+                roots.push((path, link.display().to_string()));
             }
         }
         Ok(())
@@ -268,6 +283,7 @@ impl LocalStore {
     /// Deletes every valid path that is not live (or only reports them with `dry_run`), then removes files in
     /// the store directory that are not registered at all.
     pub fn collect_garbage(&mut self, dry_run: bool) -> Result<GcReport> {
+        self.refuse_unregistered_store()?;
         let live = self.live_paths()?;
         let dead: Vec<StorePath> = self
             .db()
@@ -310,6 +326,24 @@ impl LocalStore {
         }
         report.deleted = dead.to_vec();
         if dry_run {
+            return Ok(report);
+        }
+        if is_read_only(&self.store_dir()) {
+            // A VM's store shared read-only by its host: nothing here can be deleted, and what is not in this
+            // machine's database is the host's.
+            if !dead.is_empty() {
+                bail!(
+                    "cannot delete {} store paths: {} is on a read-only file system",
+                    dead.len(),
+                    self.store_dir().display()
+                );
+            }
+            if !self.quiet {
+                eprintln!(
+                    "{} is read-only: entries not in this store's database are left alone",
+                    self.store_dir().display()
+                );
+            }
             return Ok(report);
         }
         self.db_mut().unregister(dead)?;
@@ -380,6 +414,50 @@ fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
     })
 }
 
+impl LocalStore {
+    /// A store whose database records nothing while its directory holds store paths was never registered
+    /// (a live ISO's or a VM's store before `store load-db`, or a lost database): collecting it would delete
+    /// everything, the running system included.
+    fn refuse_unregistered_store(&self) -> Result<()> {
+        if !self.db().all_paths()?.is_empty() {
+            return Ok(());
+        }
+        let Ok(entries) = fs::read_dir(self.store_dir()) else {
+            return Ok(());
+        };
+        let present = entries
+            .flatten()
+            .filter(|e| StorePath::from_base_name(&e.file_name().to_string_lossy()).is_ok())
+            .count();
+        if present > 0 {
+            bail!(
+                "the store's database ({}) records no paths, but {} holds {present}: refusing to collect garbage, \
+                 which would delete them all; register them first (`rixos --store {} store load-db < REGISTRATION`, \
+                 e.g. a closure-info's `registration`)",
+                self.state_dir().join("db").display(),
+                self.store_dir().display(),
+                self.root.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Links to system generations that are roots, relative to the store's root.
+const SYSTEM_ROOTS: [&str; 2] = ["run/current-system", "run/booted-system"];
+
+/// Whether `dir` is on a file system mounted read-only.
+fn is_read_only(dir: &Path) -> bool {
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c_dir.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
+    }
+}
+
 /// True while another process holds the lock of a path being built (see `build.rs`'s `PathLock`). A lock
 /// nobody holds (left by a crash or an older rixos) is deleted, under the lock, as its holder would have.
 fn remove_lock_unless_held(lock: &Path) -> bool {
@@ -397,4 +475,57 @@ fn remove_lock_unless_held(lock: &Path) -> bool {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::profile::Profile;
+
+    fn add(store: &mut LocalStore, dir: &Path, name: &str) -> StorePath {
+        let source = dir.join(name);
+        fs::write(&source, name).unwrap();
+        store.add_path(&source).unwrap()
+    }
+
+    #[test]
+    fn the_running_and_booted_systems_and_the_system_profile_are_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let mut store = LocalStore::open(&root).unwrap();
+        let current = add(&mut store, dir.path(), "current");
+        let booted = add(&mut store, dir.path(), "booted");
+        let profiled = add(&mut store, dir.path(), "profiled");
+        let garbage = add(&mut store, dir.path(), "garbage");
+        fs::create_dir_all(root.join("run")).unwrap();
+        std::os::unix::fs::symlink(current.to_string(), root.join("run/current-system")).unwrap();
+        std::os::unix::fs::symlink(booted.to_string(), root.join("run/booted-system")).unwrap();
+        Profile::new(store.state_dir().join("profiles/system"))
+            .add_generation(&profiled)
+            .unwrap();
+        let report = store.collect_garbage(false).unwrap();
+        assert_eq!(report.deleted, vec![garbage]);
+        for kept in [current, booted, profiled] {
+            assert!(
+                store.db().is_valid(&kept).unwrap() && store.real_path(&kept).exists(),
+                "{kept}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_whose_database_records_nothing_is_not_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LocalStore::open(dir.path()).unwrap();
+        let present = store
+            .store_dir()
+            .join("00000000000000000000000000000000-running-system");
+        fs::create_dir(&present).unwrap();
+        let error = format!("{:#}", store.collect_garbage(false).unwrap_err());
+        assert!(
+            error.contains("records no paths") && error.contains("store load-db"),
+            "{error}"
+        );
+        assert!(present.exists());
+    }
 }

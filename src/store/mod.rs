@@ -13,3 +13,4 @@ pub mod local;
 pub mod nar;
 pub mod path;
 pub mod profile;
+pub mod registration;

@@ -16,12 +16,14 @@ let inherit (lib) mkOption types; in
     variables = mkOption { type = types.attrsOf types.str; default = { }; description = "Environment variables of every session."; };
     shellAliases = mkOption { type = types.attrsOf types.str; default = { }; description = "Aliases of every shell."; };
   };
-  # What every system has on PATH, as NixOS's default packages (the Debian names).
+  # What every system has on PATH, as NixOS's default packages (the Debian names), and rixos, which manages
+  # the system as nix does NixOS.
   config.environment.systemPackages = with pkgs; [
     bash coreutils util-linux mount procps systemd hostname findutils gnugrep gnused gnutar gzip less iproute2 kmod login
+    rixos
   ];
   config.environment.etc.profile.text = lib.concatStringsSep "\n" (
-    [ "export PATH=/run/current-system/sw/bin:/run/current-system/sw/sbin" ]
+    [ "export PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin" ]
     ++ lib.mapAttrsToList (n: v: "export ${n}=${lib.escapeShellArg v}") config.environment.variables
     ++ lib.mapAttrsToList (n: v: "alias ${n}=${lib.escapeShellArg v}") config.environment.shellAliases) + "\n";
 }

@@ -51,8 +51,8 @@ in
       "pam.d/su".text = "auth sufficient ${pam}/pam_rootok.so\n" + stack;
       "pam.d/passwd".text = stack;
       "login.defs".text = ''
-        ENV_PATH PATH=/run/current-system/sw/bin:/run/current-system/sw/sbin
-        ENV_SUPATH PATH=/run/current-system/sw/bin:/run/current-system/sw/sbin
+        ENV_PATH PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin
+        ENV_SUPATH PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin
         TTYGROUP tty
         TTYPERM 0620
         UMASK 022

@@ -6,6 +6,8 @@
   ./firewall.nix
   ./locale.nix
   ./users.nix
+  ./wrappers.nix
+  ./sudo.nix
   ./environment.nix
   ./systemd.nix
   ./openssh.nix

@@ -31,7 +31,7 @@ in
       HostKey /etc/ssh/ssh_host_ed25519_key
       UsePAM no
       # sshd would give sessions its compiled-in PATH (/usr/bin:/bin), which holds nothing here.
-      SetEnv PATH=/run/current-system/sw/bin:/run/current-system/sw/sbin
+      SetEnv PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin
       ${cfg.extraConfig}'';
     };
     systemd.services.sshd = {

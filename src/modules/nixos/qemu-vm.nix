@@ -7,6 +7,9 @@ let
   cfg = config.virtualisation;
   host = config.networking.hostName;
   top = config.system.build.toplevel;
+  # The closure's database records: the guest sees the host's store but not its database, so the run script
+  # names these on the kernel command line (`regInfo=`, as NixOS's VMs do) and activation loads them.
+  regInfo = derivation { name = "closure-info"; system = "x86_64-linux"; builder = "builtin:closure-info"; rootPaths = "${top}"; };
   run = lib.writeScript "run-${host}-vm" ''
     #!/usr/bin/env bash
     # Boots ${host} under QEMU (KVM when it works, else TCG). Runs on the host, where the store may live under
@@ -48,7 +51,7 @@ let
     exec "''${RIXOS_QEMU:-qemu-system-x86_64}" -name "rixos-vm-${host}" -machine q35 "''${accel[@]}" \
       -m ${toString cfg.memorySize} -smp ${toString cfg.cores} \
       -kernel "$(real ${top}/kernel)" -initrd "$(real ${top}/initrd)" \
-      -append "$(cat "$(real ${top}/kernel-params)") init=${top}/init ''${QEMU_KERNEL_PARAMS:-}" \
+      -append "$(cat "$(real ${top}/kernel-params)") init=${top}/init regInfo=${regInfo}/registration ''${QEMU_KERNEL_PARAMS:-}" \
       -drive "file=$disk,if=virtio,format=raw" \
       -virtfs "local,path=$store,security_model=none,mount_tag=store,readonly=on" \
       -netdev "user,id=net0''${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" -device virtio-net-pci,netdev=net0 \
@@ -72,6 +75,17 @@ in
       };
     };
     boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_blk" "virtio_net" ];
+    system.activationScripts.registerStore = {
+      deps = [ "specialfs" ];
+      text = ''
+        # What this system uses of the shared store, registered in the guest's own database (the paths not yet
+        # there), so `rixos gc` keeps it.
+        if [[ " $(cat /proc/cmdline) " =~ \ regInfo=([^ ]+) ]]; then
+          ${pkgs.rixos}/bin/rixos --store / -q store load-db < "''${BASH_REMATCH[1]}" \
+            || echo "activation: registering the store paths of ''${BASH_REMATCH[1]} failed" >&2
+        fi
+      '';
+    };
     # The script is copied, not linked: on a host whose store lives under another root, a link to
     # /nix/store/... would not resolve from `result`.
     system.build.vm = utils.runCommand "rixos-vm-${host}" { } ''
@@ -79,6 +93,7 @@ in
       cp ${run} $out/bin/run-${host}-vm
       chmod 555 $out/bin/run-${host}-vm
       ln -s ${top} $out/system
+      ln -s ${regInfo} $out/closure-info
     '';
   };
 }

@@ -162,7 +162,7 @@ in
       "systemd/system-generators/systemd-getty-generator".source = "${systemd}/lib/systemd/system-generators/systemd-getty-generator";
       "systemd/system.conf".text = ''
         [Manager]
-        DefaultEnvironment="PATH=/run/current-system/sw/bin:/run/current-system/sw/sbin"
+        DefaultEnvironment="PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin"
       '';
       "os-release".text = ''
         NAME=rixos

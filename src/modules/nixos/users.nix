@@ -63,11 +63,6 @@ in
     users = mkOption { type = types.attrsOf (types.submodule userOpts); default = { }; description = "User accounts, by name."; };
     groups = mkOption { type = types.attrsOf (types.submodule groupOpts); default = { }; description = "Groups, by name."; };
   };
-  options.security.sudo = {
-    enable = mkOption { type = types.bool; default = true; description = "Whether to let members of wheel use sudo."; };
-    wheelNeedsPassword = mkOption { type = types.bool; default = true; description = "Whether wheel members must type their password for sudo."; };
-    extraRules = mkOption { type = types.listOf types.attrs; default = [ ]; description = "Further sudoers rules."; };
-  };
   config = {
     assertions = map (u: { assertion = !(u.isNormalUser && u.isSystemUser); message = "users.users.${u.name}: isNormalUser and isSystemUser cannot both be set."; }) users;
     users.users.root = {
@@ -106,10 +101,6 @@ in
           if [ ! -d ${u.home} ]; then mkdir -p ${u.home}; chown ${toString (uidOf u)}:${toString (gidOf u.group)} ${u.home}; chmod 0700 ${u.home}; fi
         '') users}
       '';
-    };
-    environment.etc.sudoers = lib.mkIf config.security.sudo.enable {
-      text = "root ALL=(ALL:ALL) SETENV: ALL\n%wheel ALL=(ALL:ALL) ${lib.optionalString (!config.security.sudo.wheelNeedsPassword) "NOPASSWD: "}SETENV: ALL\n";
-      mode = "0440";
     };
   };
 }
