@@ -67,8 +67,11 @@ fn rulesets_say_what_the_options_ask_and_nft_accepts_them() {
                 .map(str::to_string)
                 .collect()
         };
-        let (expect, expect_not, errors) =
-            (header("# expect: "), header("# expect-not: "), header("# expect-error: "));
+        let (expect, expect_not, errors) = (
+            header("# expect: "),
+            header("# expect-not: "),
+            header("# expect-error: "),
+        );
         assert!(
             !(expect.is_empty() && expect_not.is_empty()) == errors.is_empty(),
             "{name}: give expect/expect-not or expect-error"
@@ -77,7 +80,10 @@ fn rulesets_say_what_the_options_ask_and_nft_accepts_them() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !errors.is_empty() {
             if out.status.success() {
-                failures.push(format!("{name}: expected an error, got {}", String::from_utf8_lossy(&out.stdout)));
+                failures.push(format!(
+                    "{name}: expected an error, got {}",
+                    String::from_utf8_lossy(&out.stdout)
+                ));
             }
             for e in errors.iter().filter(|e| !stderr.contains(e.as_str())) {
                 failures.push(format!("{name}: the error lacks {e:?}:\n{stderr}"));
@@ -93,7 +99,10 @@ fn rulesets_say_what_the_options_ask_and_nft_accepts_them() {
         for e in expect.iter().filter(|e| !lines.contains(&e.as_str())) {
             failures.push(format!("{name}: no line {e:?} in\n{ruleset}"));
         }
-        for e in expect_not.iter().filter(|e| lines.iter().any(|l| l.starts_with(e.as_str()))) {
+        for e in expect_not
+            .iter()
+            .filter(|e| lines.iter().any(|l| l.starts_with(e.as_str())))
+        {
             failures.push(format!("{name}: a line begins with {e:?} in\n{ruleset}"));
         }
         if ruleset.starts_with('(') {
@@ -130,7 +139,11 @@ fn the_ruleset_loads_reloads_and_unloads_in_one_transaction_each() {
         f = path.display()
     ));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}{printed}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{printed}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (loaded, stopped) = printed.split_once("STOPPED").unwrap();
     assert_eq!(loaded.matches("table inet rixos-fw").count(), 1, "{loaded}");
     assert_eq!(loaded.matches("tcp dport { 22, 2222 } accept").count(), 1, "{loaded}");

@@ -92,6 +92,40 @@ fn the_seed_builds_and_the_error_configurations_are_refused() {
     let script = std::fs::read_to_string(store.root.join(start.trim_start_matches('/'))).unwrap();
     assert!(script.contains("/sbin/sshd -D -f /etc/ssh/sshd_config"), "{script}");
     assert!(read("ssh/sshd_config").contains("Port 22"));
+    // The firewall, on by default: in sysinit, before the network, loading its ruleset with the package
+    // set's nft and reloading it when it changes; sshd's port opened (openssh.openFirewall), nginx's not.
+    let firewall = read("systemd/system/firewall.service");
+    for line in [
+        "Before=network-pre.target",
+        "Wants=network-pre.target",
+        "WantedBy=sysinit.target",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        "X-ReloadIfChanged=true",
+    ] {
+        assert!(firewall.lines().any(|l| l == line), "no {line} in\n{firewall}");
+    }
+    assert!(etc("systemd/system/sysinit.target.wants/firewall.service").exists());
+    let setting = |key: &str| {
+        firewall
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in\n{firewall}"))
+            .to_string()
+    };
+    let start = setting("ExecStart=");
+    assert_eq!(setting("ExecReload="), start);
+    let (nft, ruleset) = start.split_once(" -f ").unwrap();
+    assert!(
+        nft.ends_with("/sbin/nft") && store.root.join(nft.trim_start_matches('/')).is_file(),
+        "{start}"
+    );
+    let ruleset = std::fs::read_to_string(store.root.join(ruleset.trim_start_matches('/'))).unwrap();
+    assert!(
+        ruleset.lines().any(|l| l.trim() == "tcp dport { 22 } accept"),
+        "{ruleset}"
+    );
+    assert!(setting("ExecStop=").starts_with(&format!("{nft} -f ")), "{firewall}");
     let nginx = read("nginx/nginx.conf");
     assert!(
         nginx.contains("server_name a.example;") && nginx.contains("server_name b.example;"),

@@ -58,6 +58,14 @@ fn sha256_of(path: &Path) -> String {
         .to_string()
 }
 
+/// What the tests add to the seed for the firewall: nginx answers on 80, which is opened, and on 8080, which
+/// is not, so only the firewall keeps 8080 from the host; sshd's 22 is opened by its openFirewall.
+const FIREWALL_CONFIG: &str = "  networking.firewall.allowedTCPPorts = [ 80 ];\n  \
+    services.nginx.virtualHosts.\"closed.example\" = { listen = [ { port = 8080; } ]; \
+    extraConfig = \"return 200 'behind the firewall';\"; };\n";
+/// What nginx answers on 8080.
+const CLOSED_PORT_BODY: &str = "behind the firewall";
+
 /// Builds the seed (with a root password and key) as a VM, twice the initrd; once per test process.
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
@@ -79,10 +87,11 @@ fn built() -> &'static Built {
             dir.join("configuration.nix"),
             format!(
                 "{{ ... }}: {{\n  imports = [ {} ];\n  users.users.root.hashedPassword = \"{}\";\n  \
-                 users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n}}\n",
+                 users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n{}}}\n",
                 seed.display(),
                 ROOT_HASH.replace('$', "\\$"),
-                public.trim()
+                public.trim(),
+                FIREWALL_CONFIG
             ),
         )
         .unwrap();
@@ -190,6 +199,47 @@ fn run(m: &mut Machine, command: &str) -> String {
     qemu_harness::rixos::shell(m, command, COMMAND)
 }
 
+/// Waits `wait` for an answer on the host's `port` (forwarded to the guest): a dropped SYN shows as a
+/// connection QEMU accepted on the host side that never carries a byte back.
+fn no_http_answer_within(port: u16, wait: Duration) -> Result<(), String> {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Ok(());
+    };
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let _ = write!(stream, "GET / HTTP/1.0\r\nConnection: close\r\n\r\n");
+    let mut buf = vec![0u8; 512];
+    match stream.read(&mut buf) {
+        Ok(n) if n > 0 => {
+            // An answer: the rest of it, to the end nginx closes it at.
+            buf.truncate(n);
+            let _ = stream.read_to_end(&mut buf);
+            Err(String::from_utf8_lossy(&buf).into_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A machine that boots `toplevel` directly (kernel, initrd, `params` after the system's own), with the
+/// test store over 9p and `disk` as its virtio disk.
+fn seed_vm(b: &Built, name: &str, toplevel: &str, disk: &Path, params: &str) -> MachineBuilder {
+    let own = std::fs::read_to_string(b.real(&format!("{toplevel}/kernel-params"))).unwrap();
+    let cmdline = format!("{} init={toplevel}/init console=ttyS0 panic=-1 {params}", own.trim());
+    let store = format!(
+        "local,path={},security_model=none,mount_tag=store,readonly=on",
+        b.store.join("nix/store").display()
+    );
+    Machine::builder(name)
+        .memory_mib(1024)
+        .direct_boot(
+            &b.real(&format!("{toplevel}/kernel")),
+            Some(&b.real(&format!("{toplevel}/initrd"))),
+            &cmdline,
+        )
+        .medium(MediumKind::VirtioDisk, disk)
+        .no_reboot()
+        .extra_args(["-virtfs".to_string(), store])
+}
+
 fn http_get(port: u16, host: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -202,30 +252,12 @@ fn http_get(port: u16, host: &str) -> String {
 #[test]
 fn the_seed_boots_to_a_login_and_does_what_it_says() {
     let b = built();
-    let params = std::fs::read_to_string(b.real(&format!("{}/kernel-params", b.toplevel))).unwrap();
-    // The root by PARTUUID (overriding the configuration's label), on a disk stage 1 must lustrate first.
-    let cmdline = format!(
-        "{} init={}/init console=ttyS0 panic=-1 root=PARTUUID={ROOT_PARTUUID}",
-        params.trim(),
-        b.toplevel
-    );
     let disk = converted_disk(&b.dir);
-    let store = format!(
-        "local,path={},security_model=none,mount_tag=store,readonly=on",
-        b.store.join("nix/store").display()
-    );
-    let builder: MachineBuilder = Machine::builder("seed")
-        .memory_mib(1024)
-        .direct_boot(
-            &b.real(&format!("{}/kernel", b.toplevel)),
-            Some(&b.real(&format!("{}/initrd", b.toplevel))),
-            &cmdline,
-        )
-        .medium(MediumKind::VirtioDisk, &disk)
+    // The root by PARTUUID (overriding the configuration's label), on a disk stage 1 must lustrate first.
+    let builder = seed_vm(b, "seed", &b.toplevel, &disk, &format!("root=PARTUUID={ROOT_PARTUUID}"))
         .forward_host_port(22)
         .forward_host_port(80)
-        .no_reboot()
-        .extra_args(["-virtfs".to_string(), store]);
+        .forward_host_port(8080);
     let mut m = builder.start().unwrap();
     m.wait_for("rixos stage 1: starting stage 2", BOOT).unwrap();
     m.wait_for("mymachine login:", BOOT).unwrap();
@@ -280,6 +312,33 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
         );
     }
 
+    // The firewall: loaded before the network, its kernel modules loaded on demand; 8080 has a listener
+    // (answering on loopback, which is trusted) but is not opened, so the host gets nothing from it, and the
+    // refused connection is logged.
+    assert_eq!(run(&mut m, "systemctl is-active firewall"), "active");
+    assert_eq!(run(&mut m, "nft list tables"), "table inet rixos-fw");
+    let modules = run(&mut m, "cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '");
+    for module in [
+        "nf_tables",
+        "nft_ct",
+        "nft_fib_inet",
+        "nft_limit",
+        "nft_log",
+        "nf_conntrack",
+    ] {
+        assert!(
+            modules.split(' ').any(|m| m == module),
+            "{module} is not loaded: {modules}"
+        );
+    }
+    assert_eq!(run(&mut m, "curl -s http://127.0.0.1:8080/"), CLOSED_PORT_BODY);
+    let closed = m.host_port(8080).unwrap();
+    if let Err(answer) = no_http_answer_within(closed, Duration::from_secs(5)) {
+        panic!("port 8080 is not opened, yet the host got an answer: {answer}");
+    }
+    let logged = run(&mut m, "dmesg | grep -c 'refused connection: .*DPT=8080'");
+    assert_ne!(logged, "0", "the refused connection is not in the kernel log");
+
     let ssh = Command::new("ssh")
         .arg("-i")
         .arg(&b.key)
@@ -307,6 +366,62 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
         .wait_exit(Duration::from_secs(30))
         .expect("poweroff ends QEMU within 30 s");
     assert!(status.success(), "{status}");
+}
+
+/// `networking.firewall.enable = false`, built into the same store (only what changed is built), opens the
+/// port the seed's firewall keeps closed.
+#[test]
+fn without_the_firewall_the_closed_port_answers() {
+    let b = built();
+    std::fs::write(
+        b.dir.join("configuration-open.nix"),
+        "{ ... }: {\n  imports = [ ./configuration.nix ];\n  networking.firewall.enable = false;\n}\n",
+    )
+    .unwrap();
+    b.rixos(&[
+        "system",
+        "build-vm",
+        "-c",
+        "configuration-open.nix",
+        "-o",
+        "result-open",
+    ]);
+    let toplevel = std::fs::read_link(b.dir.join("result-open/system")).unwrap();
+    let toplevel = toplevel.to_string_lossy();
+    assert_ne!(
+        toplevel, b.toplevel,
+        "the configuration without a firewall is another system"
+    );
+    let disk = b.dir.join("open.img");
+    std::fs::File::create(&disk).unwrap().set_len(1 << 30).unwrap();
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-L", "rixos-vm"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfs.ext4 {}", disk.display());
+    let mut m = seed_vm(b, "seed-open", &toplevel, &disk, "")
+        .forward_host_port(8080)
+        .start()
+        .unwrap();
+    m.wait_for("mymachine login:", BOOT).unwrap();
+    let port = m.host_port(8080).unwrap();
+    // nginx may still be starting when the login prompt shows.
+    let start = Instant::now();
+    let answer = loop {
+        match no_http_answer_within(port, Duration::from_secs(5)) {
+            Err(answer) => break answer,
+            Ok(()) if start.elapsed() > COMMAND => {
+                panic!("no answer on 8080 within {COMMAND:?} of the login prompt")
+            }
+            Ok(()) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    };
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.trim_end().ends_with(CLOSED_PORT_BODY),
+        "{answer}"
+    );
+    m.kill().unwrap();
 }
 
 #[test]
