@@ -1,7 +1,11 @@
 //! The module system: NixOS-style modules evaluated into a configuration. The module system itself, the option
 //! types and `lib` are written in Nix (`lib.nix`, `types.nix`, `modules.nix`, built into the binary and
-//! reachable as `<rixos/lib.nix>`); this module installs them into an evaluator, with the one builtin they
-//! need from Rust (`rixosNearest`, the closest option name for "did you mean").
+//! reachable as `<rixos/lib.nix>`); this module installs them into an evaluator, with the builtins they
+//! need from Rust (`rixosNearest`, the closest option name for "did you mean"; `rixosOptionRead`, which
+//! notes each option whose value is forced, so a test can find declared options nothing reads).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 use crate::eval::builtins::{add_builtin, add_builtin_lazy, str_value};
 use crate::eval::error::{Pos, Result};
@@ -44,14 +48,51 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/options-doc.nix", include_str!("nixos/options-doc.nix")),
 ];
 
-/// Makes `<rixos/lib.nix>`, `builtins.rixosNearest`, `builtins.rixosStage1` and `builtins.rixosSelf` available.
+/// Makes `<rixos/lib.nix>`, `builtins.rixosNearest`, `builtins.rixosOptionRead`, `builtins.rixosOptionsRead`,
+/// `builtins.rixosStage1` and `builtins.rixosSelf` available.
 pub fn install(ev: &mut Evaluator) {
     for (name, source) in FILES {
         ev.internal_files.insert((*name).to_string(), source);
     }
     add_builtin(ev, "rixosNearest", 2, prim_nearest);
+    add_builtin(ev, "rixosOptionRead", 2, prim_option_read);
+    add_builtin(ev, "rixosOptionsRead", 1, prim_options_read);
     add_builtin_lazy(ev, "rixosStage1", prim_stage1);
     add_builtin_lazy(ev, "rixosSelf", prim_self);
+}
+
+thread_local! {
+    // The locations of the options whose values were forced. An evaluation runs on one thread, and the set
+    // only grows: it is a record for tests, never an input to a result.
+    static OPTIONS_READ: RefCell<BTreeSet<Vec<String>>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// `rixosOptionRead loc value`: `value`, after noting that the option at `loc` (a list of names) was read.
+/// The module system wraps every option's merged value in it, so only forcing the value counts.
+fn prim_option_read(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
+    let loc = ev.force(&a[0])?;
+    let loc = ev.expect_list(&loc, pos)?;
+    let mut names = Vec::with_capacity(loc.len());
+    for t in loc.iter() {
+        let name = ev.force(t)?;
+        names.push(ev.force_string_noctx(&name, pos)?);
+    }
+    OPTIONS_READ.with(|read| read.borrow_mut().insert(names));
+    ev.force(&a[1])
+}
+
+/// `rixosOptionsRead null`: the locations `rixosOptionRead` has noted so far in this evaluation, sorted.
+fn prim_options_read(_: &mut Evaluator, _: &[Thunk], _: Pos) -> Result<Value> {
+    let read = OPTIONS_READ.with(|read| read.borrow().clone());
+    Ok(Value::list(
+        read.into_iter()
+            .map(|loc| {
+                Thunk::Val(Value::list(
+                    loc.into_iter().map(|n| Thunk::Val(Value::str(n))).collect(),
+                ))
+            })
+            .collect(),
+    ))
 }
 
 /// `builtins.rixosSelf`: this rixos executable, added to the store (for the systems that carry rixos).

@@ -143,7 +143,8 @@ let
         else if (opt.readOnly or false) && length userDefs > 1 then
           throw "The option `${showOption loc}' is read-only, but it's set multiple times. Definition values:${lib.concatMapStrings (d: "\n- In `${where d}'") userDefs}"
         else types.checked type loc final;
-      value = if opt ? apply then opt.apply merged else merged;
+      # Noted when forced: the test that every declared option changes the system lists the options nothing read.
+      value = builtins.rixosOptionRead loc (if opt ? apply then opt.apply merged else merged);
     in
     opt // {
       inherit value;

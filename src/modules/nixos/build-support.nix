@@ -1,6 +1,9 @@
 # Helpers for derivations of the system that run real programs in the sandbox (module argument `utils`).
 { pkgs, lib }:
 {
+  # NixOS's rule: stage 1 mounts these, whatever neededForBoot says (the rest are systemd's, from /etc/fstab).
+  fsNeededForBoot = fs: fs.neededForBoot || builtins.elem fs.mountPoint [ "/" "/nix" "/nix/store" "/var" "/var/log" "/var/lib" "/etc" "/usr" ];
+
   # `runCommand name env script`: runs `script` with bash (-e) and coreutils on PATH, plus `env.path`'s bin dirs.
   runCommand = name: env: script: derivation ({
     inherit name;

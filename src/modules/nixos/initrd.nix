@@ -1,12 +1,11 @@
 # Stage 1: rixos' own static init in a reproducible initrd with the modules the configuration names; it finds
 # and checks the root, mounts it and the other file systems needed for boot, lustrates, and starts stage 2.
-{ config, lib, pkgs, ... }:
+{ config, lib, pkgs, utils, ... }:
 let
   inherit (lib) mkOption types;
   cfg = config.boot.initrd;
   fileSystems = lib.attrValues config.fileSystems;
-  # NixOS's rule: these are mounted by stage 1, whatever neededForBoot says.
-  neededForBoot = fs: fs.neededForBoot || builtins.elem fs.mountPoint [ "/" "/nix" "/nix/store" "/var" "/var/log" "/var/lib" "/etc" "/usr" ];
+  neededForBoot = utils.fsNeededForBoot;
   spec = fs: if fs.label != null then "LABEL=${fs.label}" else fs.device;
   # `defaults` means nothing to mount(2); stage 1 gets the rest, or `rw`.
   options = fs: let o = lib.filter (x: x != "defaults") fs.options; in if o == [ ] then "rw" else lib.concatStringsSep "," o;

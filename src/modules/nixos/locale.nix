@@ -1,4 +1,4 @@
-{ config, lib, pkgs, ... }:
+{ config, lib, pkgs, options, ... }:
 let
   inherit (lib) mkOption types;
   zones = import ./zones.nix;
@@ -10,7 +10,7 @@ in
     i18n.defaultLocale = mkOption { type = types.str; default = "en_US.UTF-8"; description = "The default locale."; };
     console.keyMap = mkOption { type = types.str; default = "us"; description = "The console keyboard layout."; };
     services.xserver = {
-      enable = mkOption { type = types.bool; default = false; description = "Whether to run the X server."; };
+      enable = mkOption { type = types.bool; default = false; description = "Whether to run the X server. rixos has no X server yet: `true` is refused."; };
       layout = mkOption { type = types.str; default = "us"; description = "The keyboard layout (also the console's)."; };
       xkbVariant = mkOption { type = types.str; default = ""; description = "The keyboard layout variant."; };
     };
@@ -18,6 +18,9 @@ in
   config = {
     console.keyMap = lib.mkDefault config.services.xserver.layout;
     assertions = [{
+      assertion = !config.services.xserver.enable;
+      message = "services.xserver.enable is set (in ${lib.concatStringsSep ", " options.services.xserver.enable.files}), but rixos has no X server yet: remove it, or set it to false.";
+    } {
       assertion = tz == null || builtins.elem tz zones;
       message = "time.timeZone `${toString tz}' is not a time zone tzdata knows${let n = builtins.rixosNearest (toString tz) zones; in if n != null then "; did you mean `${n}'?" else "."}";
     }];

@@ -32,7 +32,7 @@ in
       # kmod (modprobe, and udev loading drivers) reads modules from this fixed path only.
       "/lib/modules" = "/run/booted-system/kernel-modules";
       # systemd (PID 1) executes this compiled-in path to finish every shutdown and reboot.
-      "/lib/systemd/systemd-shutdown" = "${pkgs.systemd}/lib/systemd/systemd-shutdown";
+      "/lib/systemd/systemd-shutdown" = "${config.systemd.package}/lib/systemd/systemd-shutdown";
       # systemd runs these compiled-in paths for every mount unit (file systems besides the root).
       "/bin/mount" = "${pkgs.mount}/bin/mount";
       "/bin/umount" = "${pkgs.mount}/bin/umount";
@@ -129,7 +129,7 @@ in
       "$systemConfig/activate" || echo "rixos stage 2: activation failed; starting systemd anyway" >&2
       # The generation booted stays reachable while others are switched to.
       ln -sfn "$systemConfig" /run/booted-system
-      exec ${pkgs.systemd}/lib/systemd/systemd "$@"
+      exec ${config.systemd.package}/lib/systemd/systemd "$@"
     '';
   };
 }

@@ -37,7 +37,8 @@ let
     in
     unitSection s + "\n" + section "Service" serviceConfig + "\n" + installSection s;
   cfg = config.systemd;
-  systemd = pkgs.systemd;
+  # PID 1, its units, generators and tmpfiles: all from systemd.package.
+  systemd = cfg.package;
   udev = pkgs.udev;
   # Where programs named in upstream units and rules are found, in order.
   search = [ systemd udev pkgs.util-linux pkgs.mount pkgs.kmod pkgs.coreutils pkgs.bash ];
@@ -142,7 +143,7 @@ in
   };
   options.systemd.defaultUnit = mkOption { type = types.str; default = "multi-user.target"; description = "The unit systemd starts at boot."; };
   options.systemd.maskedUnits = mkOption { type = types.listOf types.str; default = [ ]; description = "Units that are never started (linked to /dev/null)."; };
-  options.systemd.package = mkOption { type = types.package; default = pkgs.systemd; defaultText = lib.literalExpression "pkgs.systemd"; description = "systemd, PID 1 of the system."; };
+  options.systemd.package = mkOption { type = types.package; default = pkgs.systemd; defaultText = lib.literalExpression "pkgs.systemd"; description = "systemd: PID 1 of the system, its units, generators, tmpfiles.d files and systemctl."; };
   options.systemd.build.units = mkOption { type = types.package; internal = true; description = "The unit directory (`/etc/systemd/system`)."; };
   config = {
     systemd.build.units = unitTree;
@@ -158,7 +159,7 @@ in
     environment.etc = {
       "systemd/system".source = unitTree;
       "udev/rules.d".source = udevRules;
-      # Generators systemd runs at boot: serial gettys for console= (getty), nothing else is wanted yet.
+      # Generators systemd runs at boot: serial gettys for console= (getty); filesystems.nix adds fstab's.
       "systemd/system-generators/systemd-getty-generator".source = "${systemd}/lib/systemd/system-generators/systemd-getty-generator";
       "systemd/system.conf".text = ''
         [Manager]

@@ -39,7 +39,7 @@ in
       { path = "kernel"; target = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}"; }
       { path = "kernel-modules"; target = "${config.boot.modulesTree}/lib/modules"; }
       { path = "initrd"; target = "${initrd}/initrd"; }
-      { path = "systemd"; target = "${pkgs.systemd}"; }
+      { path = "systemd"; target = "${config.systemd.package}"; }
       { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
       { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
       { path = "stateVersion"; target = builtins.toFile "state-version" config.system.stateVersion; }
