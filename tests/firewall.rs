@@ -73,7 +73,7 @@ fn rulesets_say_what_the_options_ask_and_nft_accepts_them() {
             header("# expect-error: "),
         );
         assert!(
-            !(expect.is_empty() && expect_not.is_empty()) == errors.is_empty(),
+            (expect.is_empty() && expect_not.is_empty()) != errors.is_empty(),
             "{name}: give expect/expect-not or expect-error"
         );
         let out = ruleset_of(file);

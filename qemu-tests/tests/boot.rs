@@ -194,6 +194,18 @@ fn converted_disk(dir: &Path) -> PathBuf {
     disk
 }
 
+/// A sparse disk image of `size` bytes holding an empty ext4 file system labelled `label`.
+fn empty_ext4(path: &Path, size: u64, label: &str) -> PathBuf {
+    std::fs::File::create(path).unwrap().set_len(size).unwrap();
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-L", label])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfs.ext4 {}", path.display());
+    path.to_path_buf()
+}
+
 /// Runs `command` at the root shell and returns what it printed.
 fn run(m: &mut Machine, command: &str) -> String {
     qemu_harness::rixos::shell(m, command, COMMAND)
@@ -392,14 +404,7 @@ fn without_the_firewall_the_closed_port_answers() {
         toplevel, b.toplevel,
         "the configuration without a firewall is another system"
     );
-    let disk = b.dir.join("open.img");
-    std::fs::File::create(&disk).unwrap().set_len(1 << 30).unwrap();
-    let status = Command::new("mkfs.ext4")
-        .args(["-q", "-L", "rixos-vm"])
-        .arg(&disk)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mkfs.ext4 {}", disk.display());
+    let disk = empty_ext4(&b.dir.join("open.img"), 1 << 30, "rixos-vm");
     let mut m = seed_vm(b, "seed-open", &toplevel, &disk, "")
         .forward_host_port(8080)
         .start()
@@ -427,14 +432,7 @@ fn without_the_firewall_the_closed_port_answers() {
 #[test]
 fn stage_1_says_what_it_waited_for_and_offers_a_rescue_shell() {
     let b = built();
-    let disk = b.dir.join("wrong-label.img");
-    std::fs::File::create(&disk).unwrap().set_len(64 << 20).unwrap();
-    let status = Command::new("mkfs.ext4")
-        .args(["-q", "-L", "other"])
-        .arg(&disk)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let disk = empty_ext4(&b.dir.join("wrong-label.img"), 64 << 20, "other");
     let cmdline = format!("init={}/init console=ttyS0 panic=-1 rixos.timeout=3", b.toplevel);
     let mut m = Machine::builder("stage1-rescue")
         .direct_boot(
