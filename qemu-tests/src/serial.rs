@@ -101,11 +101,12 @@ impl SerialLog {
             if now >= deadline {
                 return Wait::TimedOut;
             }
-            if let Some(note) = &self.silence_note {
-                if !state.silence_noted && now.duration_since(state.last_growth) >= SILENCE {
-                    eprintln!("{note}");
-                    state.silence_noted = true;
-                }
+            if let Some(note) = &self.silence_note
+                && !state.silence_noted
+                && now.duration_since(state.last_growth) >= SILENCE
+            {
+                eprintln!("{note}");
+                state.silence_noted = true;
             }
             // Wake at least every few seconds, so a long silence is noticed while waiting.
             let slice = (deadline - now).min(Duration::from_secs(5));

@@ -35,4 +35,6 @@ mod stage1 {
     mod spec;
     #[path = "../stage1/superblock.rs"]
     mod superblock;
+    #[path = "../stage1/utab.rs"]
+    mod utab;
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::configuration::{Configuration, SystemBuild, build_system};
 use super::image_write;
-use super::instantiate::{BuildArgs, ExprArgs, build};
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -51,26 +51,32 @@ impl ImageCommand {
 fn build_image(root: &Path, args: &ImageBuildArgs) -> Result<()> {
     let ImageFormat::IsoMinimal = args.format;
     // A user's configuration becomes a live ISO by adding the ISO module; without one, the format's own.
-    let configuration = match &args.config {
-        Some(config) => {
-            let config = std::fs::canonicalize(config)
-                .with_context(|| format!("reading the configuration {}", config.display()))?;
-            format!("{{ imports = [ {} <rixos/nixos/iso-image.nix> ]; }}", config.display())
-        }
-        None => "<rixos/images/iso-minimal.nix>".to_string(),
+    let (configuration, extra): (_, &[&str]) = match &args.config {
+        Some(config) => (Configuration::File(config), &["<rixos/nixos/iso-image.nix>"]),
+        None => (Configuration::Builtin("<rixos/images/iso-minimal.nix>"), &[]),
     };
-    let expr = format!(
-        "let r = import <rixos/nixos/eval-config.nix> {{ configuration = {configuration}; }}; \
-         in builtins.seq r.check r.config.system.build.isoImage"
-    );
-    let mut expr_args = ExprArgs::for_expr(expr);
-    expr_args.show_trace = args.show_trace;
-    build(
+    let built = build_system(
         root,
-        &BuildArgs {
-            expr: expr_args,
+        &SystemBuild {
+            configuration,
+            extra_modules: extra,
+            attr: "isoImage",
             out_link: args.out.clone(),
-            no_out_link: false,
+            show_trace: args.show_trace,
         },
-    )
+    )?;
+    // The files as the user can open them: through the link, not at their place in the store's root.
+    for output in built {
+        let Some(link) = output.link else { continue };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&link)
+            .with_context(|| format!("reading the image directory {}", link.display()))?
+            .flatten()
+            .map(|e| link.join(e.file_name()))
+            .collect();
+        files.sort();
+        for file in files {
+            println!("{}", file.display());
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod channel;
+mod configuration;
 mod gc;
 mod image;
 mod image_write;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use super::instantiate::{ExprArgs, evaluate_json};
+use super::configuration::{Configuration, configuration_expr};
+use super::instantiate::evaluate_json;
 
 #[derive(Debug, Args)]
 pub struct OptionsArgs {
@@ -35,17 +36,15 @@ struct Entry {
 
 fn entries(root: &Path, args: &OptionsArgs) -> Result<(String, Vec<Entry>)> {
     let configuration = match &args.config {
-        Some(c) => std::fs::canonicalize(c)
-            .with_context(|| format!("reading the configuration {}", c.display()))?
-            .display()
-            .to_string(),
-        None => "{ }".to_string(),
+        Some(c) => Configuration::File(c),
+        None => Configuration::Builtin("{ }"),
     };
     let json = evaluate_json(
         root,
-        ExprArgs::for_expr(format!(
-            "import <rixos/nixos/options-doc.nix> {{ configuration = {configuration}; }}"
-        )),
+        configuration_expr(
+            configuration,
+            "import <rixos/nixos/options-doc.nix> { inherit configuration; }",
+        )?,
     )?;
     let value: serde_json::Value = serde_json::from_str(&json).context("reading the options")?;
     let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
@@ -103,7 +102,12 @@ pub fn run(root: &Path, args: &OptionsArgs) -> Result<()> {
         if let Some(x) = &e.example {
             println!("    example: {x}");
         }
-        let declared: Vec<&str> = e.declarations.iter().map(|d| d.trim_start_matches('/')).collect();
+        // rixos' own modules by their name inside rixos; a configuration's own by their full path.
+        let declared: Vec<&str> = e
+            .declarations
+            .iter()
+            .map(|d| d.strip_prefix("/«nix-internal»/").unwrap_or(d))
+            .collect();
         println!("    declared in: {}", declared.join(", "));
         println!();
     }

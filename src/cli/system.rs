@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use super::instantiate::{BuildArgs, ExprArgs, build};
+use super::configuration::{Configuration, SystemBuild, build_system};
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
@@ -37,27 +37,23 @@ pub struct SystemBuildArgs {
 
 impl SystemCommand {
     pub fn run(&self, root: &Path) -> Result<()> {
-        let (args, extra, attr) = match self {
-            SystemCommand::Build(args) => (args, "", "toplevel"),
-            SystemCommand::BuildVm(args) => (args, "extraModules = [ <rixos/nixos/qemu-vm.nix> ];", "vm"),
+        let (args, extra, attr): (_, &[&str], _) = match self {
+            SystemCommand::Build(args) => (args, &[], "toplevel"),
+            SystemCommand::BuildVm(args) => (args, &["<rixos/nixos/qemu-vm.nix>"], "vm"),
         };
-        let config = std::fs::canonicalize(&args.config)
-            .with_context(|| format!("reading the configuration {}", args.config.display()))?;
-        // The check that every definition has an option comes before anything is built.
-        let expr = format!(
-            "let r = import <rixos/nixos/eval-config.nix> {{ configuration = {}; {extra} }}; \
-             in builtins.seq r.check r.config.system.build.{attr}",
-            config.display()
-        );
-        let mut expr_args = ExprArgs::for_expr(expr);
-        expr_args.show_trace = args.show_trace;
-        build(
+        let built = build_system(
             root,
-            &BuildArgs {
-                expr: expr_args,
+            &SystemBuild {
+                configuration: Configuration::File(&args.config),
+                extra_modules: extra,
+                attr,
                 out_link: args.out_link.clone(),
-                no_out_link: false,
+                show_trace: args.show_trace,
             },
-        )
+        )?;
+        for output in built {
+            println!("{}", output.path);
+        }
+        Ok(())
     }
 }

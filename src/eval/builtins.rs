@@ -1613,6 +1613,9 @@ fn prim_path_exists(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> 
     }
     // A trailing slash asks for a directory.
     let p = canon_path(&s.s);
+    if let Some(kind) = internal_file_kind(ev, &p) {
+        return Ok(Value::Bool(!s.s.ends_with('/') || kind == "directory"));
+    }
     let exists = if s.s.ends_with('/') && s.s.len() > 1 {
         ev.io.is_dir(Path::new(&p))
     } else {
@@ -1634,8 +1637,22 @@ fn prim_read_file(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     Ok(str_value(String::from_utf8_lossy(&data).into_owned(), ctx))
 }
 
+/// The kind of a path under `/«nix-internal»` (rixos' built-in Nix files, which `import` finds there):
+/// `regular` for a file, `directory` for a folder of them; None for anything else.
+fn internal_file_kind(ev: &Evaluator, path: &str) -> Option<&'static str> {
+    let name = path.strip_prefix(super::derivation::INTERNAL)?.strip_prefix('/')?;
+    if ev.internal_files.contains_key(name) {
+        return Some("regular");
+    }
+    let folder = format!("{}/", name.trim_end_matches('/'));
+    ev.internal_files.keys().any(|k| k.starts_with(&folder)).then_some("directory")
+}
+
 fn prim_read_file_type(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
     let (path, _) = force_path(ev, &a[0], pos)?;
+    if let Some(kind) = internal_file_kind(ev, &path) {
+        return Ok(Value::str(kind));
+    }
     let kind = ev
         .io
         .file_kind(Path::new(&path))

@@ -4,7 +4,7 @@
 //!
 //! Built by `build.rs` with one plain rustc call: std only, no crates, the few libc calls declared in
 //! `sys.rs`. The pure parts (`config`, `cmdline`, `spec`, `superblock`, `parttable`, `mountopts`, and the
-//! std-only `lustrate`, `rootpath`, `fsck`) use nothing but std and each other, so the rixos library can
+//! std-only `lustrate`, `rootpath`, `fsck`, `utab`) use nothing but std and each other, so the rixos library can
 //! include them with `#[path]` and run their tests; everything that touches the running system is in the
 //! other files. Whatever fails ends in `rescue`, never in PID 1 exiting.
 
@@ -28,6 +28,7 @@ mod spec;
 mod superblock;
 mod switch_root;
 mod sys;
+mod utab;
 
 /// Present only in the initrd `rixos qemu-accel` boots to find out whether an accelerator really runs Linux:
 /// its contents are the marker to print, after which the machine powers off.

@@ -13,6 +13,7 @@ use std::process::Command;
 
 use super::log;
 use super::sys;
+use super::utab;
 
 const RAMFS_MAGIC: i64 = 0x8584_58f6;
 const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -31,6 +32,7 @@ pub(crate) fn switch_and_exec(new_root: &str, init: &str) -> String {
             return format!("moving {mount_point} to {target} failed: {e}");
         }
     }
+    mark_initrd_mounts(new_root);
     if let Err(e) = std::env::set_current_dir(new_root) {
         return format!("changing into {new_root} failed: {e}");
     }
@@ -44,9 +46,26 @@ pub(crate) fn switch_and_exec(new_root: &str, init: &str) -> String {
     if let Err(e) = std::env::set_current_dir("/") {
         return format!("changing into the new / failed: {e}");
     }
-    log::info(&format!("starting stage 2 ({init}) after {} ms", sys::since_boot().as_millis()));
+    log::info(&format!(
+        "starting stage 2 ({init}) after {} ms",
+        sys::since_boot().as_millis()
+    ));
     let error = Command::new(init).arg0(init).exec();
     format!("executing stage 2 {init} failed: {error}")
+}
+
+/// Writes /run/mount/utab (in the new root) so systemd leaves the filesystems mounted here alone until its
+/// very last step at shutdown. Failing costs only messages at shutdown, so it is only reported.
+fn mark_initrd_mounts(new_root: &str) {
+    // /proc has just moved into the new root.
+    let written = fs::read_to_string(format!("{new_root}/proc/self/mountinfo")).and_then(|mountinfo| {
+        let lines = utab::initrd_mounts(&mountinfo, new_root, &CARRIED_OVER);
+        fs::create_dir_all(format!("{new_root}/run/mount"))?;
+        fs::write(format!("{new_root}/run/mount/utab"), lines)
+    });
+    if let Err(e) = written {
+        log::info(&format!("could not mark the initrd's mounts in /run/mount/utab: {e}"));
+    }
 }
 
 fn free_initramfs(new_root: &str) {
@@ -57,7 +76,9 @@ fn free_initramfs(new_root: &str) {
     match sys::filesystem_type("/") {
         Ok(RAMFS_MAGIC | TMPFS_MAGIC) => {}
         Ok(other) => {
-            log::info(&format!("/ is not an initramfs (filesystem type {other:#x}): leaving its files alone"));
+            log::info(&format!(
+                "/ is not an initramfs (filesystem type {other:#x}): leaving its files alone"
+            ));
             return;
         }
         Err(e) => {
@@ -74,7 +95,10 @@ fn free_initramfs(new_root: &str) {
     };
     let mut tally = Tally::default();
     remove_children(Path::new("/"), root_device, Path::new(new_root), &mut tally);
-    log::debug(&format!("freed the initramfs: {} entries deleted, {} could not be", tally.deleted, tally.failed));
+    log::debug(&format!(
+        "freed the initramfs: {} entries deleted, {} could not be",
+        tally.deleted, tally.failed
+    ));
 }
 
 #[derive(Default)]

@@ -147,13 +147,33 @@ in
   options.systemd.build.units = mkOption { type = types.package; internal = true; description = "The unit directory (`/etc/systemd/system`)."; };
   config = {
     systemd.build.units = unitTree;
-    # poweroff, reboot, halt and shutdown are systemctl under those names (Debian's systemd-sysv links them).
+    # poweroff, reboot and halt run systemctl's verbs. Called by those names, systemctl would first ask logind
+    # over D-Bus, which this system does not run, and print "Failed to connect to bus" before falling back.
+    # shutdown (with its time argument) stays systemctl under that name, as Debian's systemd-sysv links it.
     environment.systemPackages = [
       (derivation {
         name = "systemd-power-commands";
         system = "x86_64-linux";
         builder = "builtin:linkfarm";
-        links = lib.concatMapStrings (c: "bin/${c}\t${systemd}/bin/systemctl\n") [ "poweroff" "reboot" "halt" "shutdown" ];
+        links = lib.concatMapStrings (verb: "bin/${verb}\t${lib.writeScript verb ''
+          #!${pkgs.bash}/bin/bash
+          # ${verb}(8) as `systemctl ${verb}`; -f acts at once, as the classic command does.
+          # Otherwise it starts the target as `systemctl ${verb}` does once logind is found missing.
+          verb=${verb} force=""
+          for a in "$@"; do
+            case $a in
+              -f|--force) force=1 ;;
+              --no-wall) ;;
+              -p|--poweroff) verb=poweroff ;;
+              --reboot) verb=reboot ;;
+              --halt) verb=halt ;;
+              *) echo "${verb}: unsupported option $a (see systemctl --help)" >&2; exit 1 ;;
+            esac
+          done
+          if [ -n "$force" ]; then exec ${systemd}/bin/systemctl --force --force "$verb"; fi
+          exec ${systemd}/bin/systemctl --no-ask-password --no-block start --job-mode=replace-irreversibly "$verb.target"
+        ''}\n") [ "poweroff" "reboot" "halt" ]
+          + "bin/shutdown\t${systemd}/bin/systemctl\n";
       })
     ];
     environment.etc = {
