@@ -172,6 +172,29 @@ mod tests {
     }
 
     #[test]
+    fn loading_registers_what_is_missing_once_and_refuses_absent_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LocalStore::open(&dir.path().join("root")).unwrap();
+        let source = dir.path().join("file");
+        std::fs::write(&source, "contents").unwrap();
+        let path = store.add_path(&source).unwrap();
+        let text = registration(&store, std::slice::from_ref(&path)).unwrap();
+        let recorded = store.db().info(&path).unwrap().unwrap();
+        // The files stay, the database forgets them: a store as a VM or a live ISO sees it.
+        store.db_mut().unregister(std::slice::from_ref(&path)).unwrap();
+        assert_eq!(store.load_registration(&text, "reg").unwrap(), 1);
+        let loaded = store.db().info(&path).unwrap().unwrap();
+        assert_eq!((loaded.nar_hash, loaded.nar_size), (recorded.nar_hash, recorded.nar_size));
+        assert_eq!(store.load_registration(&text, "reg").unwrap(), 0, "valid paths are kept as they are");
+
+        store.db_mut().unregister(std::slice::from_ref(&path)).unwrap();
+        std::fs::remove_file(store.real_path(&path)).unwrap();
+        let error = format!("{:#}", store.load_registration(&text, "reg").unwrap_err());
+        assert!(error.contains("is not in the store"), "{error}");
+        assert!(!store.db().is_valid(&path).unwrap());
+    }
+
+    #[test]
     fn says_where_a_registration_is_broken() {
         let a = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a";
         for (text, expected) in [
