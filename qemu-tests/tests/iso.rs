@@ -28,10 +28,21 @@ fn built() -> &'static Built {
         let dir = tmp.path().to_path_buf();
         let store = dir.join("store");
         qemu_harness::rixos::run(&store, &dir, &["channel", "--update"]);
-        qemu_harness::rixos::run(
+        let out = qemu_harness::rixos::run(
             &store,
             &dir,
             &["image", "build", "--format", "iso-minimal", "-o", "result"],
+        );
+        // What it prints are the files as the user opens them: through the link, not inside the store's root.
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = printed.lines().collect();
+        assert!(
+            lines.len() == 2
+                && lines[0].starts_with("result/")
+                && lines[0].ends_with(".iso")
+                && lines[1] == format!("{}.sha256", lines[0])
+                && Path::new(&dir).join(lines[0]).is_file(),
+            "image build printed {printed:?}"
         );
         let find_iso = || -> PathBuf {
             let entries = std::fs::read_dir(dir.join("result")).unwrap();
@@ -164,7 +175,24 @@ fn it_boots_from_cd_and_usb_stick_with_bios_and_uefi() {
     ] {
         let mut m = boot(name, firmware, kind, &[]);
         check_live(&mut m);
-        m.kill().unwrap();
+        if name != "iso-bios-cd" {
+            m.kill().unwrap();
+            continue;
+        }
+        // Shutting down is clean: systemd leaves the store and the medium (which it runs from) to its last
+        // step, and poweroff does not look for logind.
+        m.send_line("poweroff").unwrap();
+        m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+        let console = m.serial_output();
+        let shutdown = &console[console.rfind("poweroff").unwrap_or(0)..];
+        for noise in [
+            "Failed unmounting",
+            "FAILED",
+            "Failed to connect to bus",
+            "Failed to execute",
+        ] {
+            assert!(!shutdown.contains(noise), "{noise:?} while shutting down:\n{shutdown}");
+        }
     }
 }
 
