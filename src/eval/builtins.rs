@@ -1645,7 +1645,10 @@ fn internal_file_kind(ev: &Evaluator, path: &str) -> Option<&'static str> {
         return Some("regular");
     }
     let folder = format!("{}/", name.trim_end_matches('/'));
-    ev.internal_files.keys().any(|k| k.starts_with(&folder)).then_some("directory")
+    ev.internal_files
+        .keys()
+        .any(|k| k.starts_with(&folder))
+        .then_some("directory")
 }
 
 fn prim_read_file_type(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
