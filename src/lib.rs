@@ -8,6 +8,7 @@ pub mod boot;
 pub mod cli;
 pub mod command;
 pub mod eval;
+pub mod host_cache;
 pub mod image;
 pub mod modules;
 pub mod pkgs;

@@ -26,12 +26,12 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/locale.nix", include_str!("nixos/locale.nix")),
     ("rixos/nixos/zones.nix", include_str!("nixos/zones.nix")),
     ("rixos/nixos/users.nix", include_str!("nixos/users.nix")),
+    ("rixos/nixos/wrappers.nix", include_str!("nixos/wrappers.nix")),
+    ("rixos/nixos/sudo.nix", include_str!("nixos/sudo.nix")),
     ("rixos/nixos/environment.nix", include_str!("nixos/environment.nix")),
     ("rixos/nixos/systemd.nix", include_str!("nixos/systemd.nix")),
     ("rixos/nixos/openssh.nix", include_str!("nixos/openssh.nix")),
     ("rixos/nixos/nginx.nix", include_str!("nixos/nginx.nix")),
-    ("rixos/nixos/wrappers.nix", include_str!("nixos/wrappers.nix")),
-    ("rixos/nixos/sudo.nix", include_str!("nixos/sudo.nix")),
     ("rixos/nixos/nix-gc.nix", include_str!("nixos/nix-gc.nix")),
     ("rixos/nixos/toplevel.nix", include_str!("nixos/toplevel.nix")),
     ("rixos/nixos/build-support.nix", include_str!("nixos/build-support.nix")),
@@ -101,8 +101,32 @@ fn prim_self(ev: &mut Evaluator, _: &[Thunk], pos: Pos) -> Result<Value> {
         Ok(exe) => exe,
         Err(e) => return crate::eval::error::eval_error(format!("finding the rixos executable: {e}"), pos),
     };
+    // Hashing the 75 MB executable costs most of an evaluation; its store path is remembered by the file's
+    // identity, so only a new rixos is hashed again (and only a store without it gets a copy).
+    let identity = std::fs::metadata(&exe).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        format!("{} {} {} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec())
+    });
+    let cache = crate::host_cache::dir().join("self-store-path");
+    let remembered = identity.as_ref().and_then(|identity| {
+        let text = std::fs::read_to_string(&cache).ok()?;
+        let (key, path) = text.trim_end().split_once('\t')?;
+        (key == identity && crate::eval::io::is_store_path(path)).then(|| path.to_string())
+    });
+    if let Some(path) = remembered.filter(|p| !ev.io.writes() || ev.io.exists(std::path::Path::new(p))) {
+        return Ok(str_value(path.clone(), std::collections::BTreeSet::from([path])));
+    }
     match ev.io.add_path(&exe, "rixos-executable", None, true) {
-        Ok(path) => Ok(str_value(path.clone(), std::collections::BTreeSet::from([path]))),
+        Ok(path) => {
+            if let Some(identity) = identity {
+                // Best effort: without the cache the next evaluation hashes again.
+                let partial = cache.with_extension(format!("tmp-{}", std::process::id()));
+                let _ = std::fs::create_dir_all(crate::host_cache::dir())
+                    .and_then(|()| std::fs::write(&partial, format!("{identity}\t{path}\n")))
+                    .and_then(|()| std::fs::rename(&partial, &cache));
+            }
+            Ok(str_value(path.clone(), std::collections::BTreeSet::from([path])))
+        }
         Err(e) => crate::eval::error::eval_error(format!("adding {} to the store: {e:#}", exe.display()), pos),
     }
 }

@@ -336,18 +336,10 @@ fn stop(child: &mut Child) {
 }
 
 fn cache_file() -> PathBuf {
-    if let Some(path) = std::env::var_os(CACHE_VAR) {
-        return PathBuf::from(path);
+    match std::env::var_os(CACHE_VAR) {
+        Some(path) => PathBuf::from(path),
+        None => crate::host_cache::dir().join("qemu-accel"),
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/cache/rixos/qemu-accel");
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rixos/qemu-accel")
 }
 
 /// What the answer depends on: this boot of the host and the QEMU binary.
