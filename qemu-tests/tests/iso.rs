@@ -33,7 +33,13 @@ fn built() -> &'static Built {
             &dir,
             &["image", "build", "--format", "iso-minimal", "-o", "result"],
         );
-        // What it prints are the files as the user opens them: through the link, not inside the store's root.
+        // What it prints are the files as the user opens them: through the link, not inside the store's root
+        // or the builder's sandbox.
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("/nix/var/nix/builds/"),
+            "image build named a path inside the sandbox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let printed = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = printed.lines().collect();
         assert!(

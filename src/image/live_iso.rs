@@ -108,9 +108,11 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
     })
     .context("writing the ISO")?;
     if !crate::verbosity::quiet() {
+        // The file's name only: its path here is inside the builder's sandbox, which the user cannot open
+        // (`rixos image build` prints where it is through the out-link).
         eprintln!(
             "{}: {} MiB, sha256 {}",
-            image.path.display(),
+            image.path.file_name().unwrap_or_default().to_string_lossy(),
             image.size >> 20,
             image.sha256
         );
