@@ -16,6 +16,10 @@ use qemu_harness::{Machine, MachineBuilder, MediumKind};
 /// crypt(3) of "rixos" (SHA-512), the root password of the test system.
 const ROOT_HASH: &str =
     "$6$rixostestsalt$8tJbnagdonmR3seirrKL4iJSY25bATehmKbCSuzk6mQIgCBPkiC/0gVlXBEmV7J2sw2X/m2/Pqk.BvZBj.6YT/";
+/// crypt(3) of [`MYUSER_PASSWORD`] (SHA-512), the wheel user's password (`openssl passwd -6 -salt rixosusersalt`).
+const MYUSER_HASH: &str =
+    "$6$rixosusersalt$ppkdhacw2UsQELhlZ0BwHvBOTpHfsYOuh/ZAIgqkqVixNu.fbFBgkj3nsn.pVzRJNgn6YN46VZtBy0bvxnDui1";
+const MYUSER_PASSWORD: &str = "rixos-user";
 const BOOT: Duration = Duration::from_secs(300);
 const COMMAND: Duration = Duration::from_secs(60);
 
@@ -87,9 +91,11 @@ fn built() -> &'static Built {
             dir.join("configuration.nix"),
             format!(
                 "{{ ... }}: {{\n  imports = [ {} ];\n  users.users.root.hashedPassword = \"{}\";\n  \
+                 users.users.myuser.hashedPassword = \"{}\";\n  \
                  users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n{}}}\n",
                 seed.display(),
                 ROOT_HASH.replace('$', "\\$"),
+                MYUSER_HASH.replace('$', "\\$"),
                 public.trim(),
                 FIREWALL_CONFIG
             ),
@@ -511,4 +517,138 @@ fn the_run_script_makes_its_disk_and_boots_with_the_users_qemu_options() {
         console.contains("Command line:") && console.contains("console=ttyS0"),
         "QEMU_KERNEL_PARAMS reached the kernel"
     );
+}
+
+/// Types `command` at the shell, answers each prompt in `answers` (waited for in order) with its reply, and
+/// returns what the command printed after the last reply and its exit status.
+fn answering(m: &mut Machine, command: &str, answers: &[(&str, &str)]) -> (String, i32) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    m.send_line(&format!("{command}; echo \"ANSWERED-{n} $?\"")).unwrap();
+    for (prompt, reply) in answers {
+        m.wait_for(prompt, COMMAND)
+            .unwrap_or_else(|e| panic!("{command}: no {prompt:?}: {e}"));
+        m.send_line(reply).unwrap();
+    }
+    let groups = m
+        .wait_for_regex(&format!(r"([\s\S]*?)ANSWERED-{n} (\d+)\r?\n"), COMMAND)
+        .unwrap_or_else(|e| panic!("{command}: {e}"));
+    (
+        groups[1].replace('\r', "").trim().to_string(),
+        groups[2].parse().unwrap(),
+    )
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or_default().trim()
+}
+
+#[test]
+fn a_wheel_user_becomes_root_and_the_gc_timer_collects_safely() {
+    let b = built();
+    let disk = b.dir.join("wheel-user.img");
+    std::fs::File::create(&disk).unwrap().set_len(1 << 30).unwrap();
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-L", "rixos-vm", "-E", "root_owner=0:0"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // As the run script boots it: the closure's registration named on the command line.
+    let closure_info = std::fs::read_link(b.result.join("closure-info")).unwrap();
+    let params = format!("regInfo={}/registration", closure_info.display());
+    let mut m = seed_vm(b, "wheel-user", &b.toplevel, &disk, &params).start().unwrap();
+    m.wait_for("mymachine login:", BOOT).unwrap();
+    m.send_line("myuser").unwrap();
+    m.wait_for("Password:", COMMAND).unwrap();
+    m.send_line(MYUSER_PASSWORD).unwrap();
+    m.wait_for("$ ", COMMAND).unwrap();
+    let sudo = format!("echo {MYUSER_PASSWORD} | sudo -S -p ''");
+
+    // sudo with the user's password; quiet the kernel on the console first, as root.
+    let first = run(&mut m, &format!("{sudo} bash -c 'dmesg -n 1; id -u'"));
+    assert_eq!(last_line(&first), "0", "{first}");
+    assert_eq!(run(&mut m, "id -u"), "1000");
+    let wrapped = run(&mut m, "command -v sudo su passwd ping mount");
+    assert_eq!(
+        wrapped,
+        "/run/wrappers/bin/sudo\n/run/wrappers/bin/su\n/run/wrappers/bin/passwd\n/run/wrappers/bin/ping\n/run/wrappers/bin/mount"
+    );
+    let listing = run(&mut m, "ls -l /run/wrappers/bin/sudo");
+    assert!(listing.starts_with("-r-s--x--x 1 root root "), "{listing}");
+
+    // su with root's password.
+    let (out, status) = answering(&mut m, "su -c 'id -u'", &[("Password:", "rixos")]);
+    assert_eq!((last_line(&out), status), ("0", 0), "{out}");
+
+    // ping needs a raw socket: the wrapper's cap_net_raw.
+    assert_eq!(
+        run(&mut m, "ping -c1 -W10 127.0.0.1 >/dev/null && echo ping-ok"),
+        "ping-ok"
+    );
+
+    // passwd changes the user's own password; su to the user takes the new one.
+    let new_password = "another-Secret-42";
+    let (out, status) = answering(
+        &mut m,
+        "passwd",
+        &[
+            ("Current password:", MYUSER_PASSWORD),
+            ("New password:", new_password),
+            ("Retype new password:", new_password),
+        ],
+    );
+    assert_eq!(status, 0, "passwd: {out}");
+    assert!(out.contains("password updated successfully"), "{out}");
+    let (out, status) = answering(&mut m, "su myuser -c 'id -un'", &[("Password:", new_password)]);
+    assert_eq!((last_line(&out), status), ("myuser", 0), "{out}");
+
+    // The gc timer is there; its service runs the system's rixos against / and succeeds, keeping what the
+    // system uses (its closure was registered at boot).
+    let sudo = format!("echo {new_password} | sudo -S -p ''");
+    // systemctl as a user needs D-Bus, which the system does not run; root's talks to systemd directly.
+    let timers = run(
+        &mut m,
+        &format!("{sudo} systemctl list-timers --all --no-legend --no-pager"),
+    );
+    assert!(timers.contains("rixos-gc.timer"), "{timers}");
+    let registered = run(
+        &mut m,
+        &format!("{sudo} rixos --store / store query --requisites $(readlink -f /run/current-system) | wc -l"),
+    );
+    assert!(last_line(&registered).parse::<u32>().unwrap() > 100, "{registered}");
+    let started = run(
+        &mut m,
+        &format!("{sudo} systemctl start rixos-gc.service; echo started-$?"),
+    );
+    assert_eq!(last_line(&started), "started-0", "{started}");
+    assert_eq!(
+        last_line(&run(
+            &mut m,
+            &format!("{sudo} systemctl show -p Result -p ExecMainStatus rixos-gc.service | paste -sd' '")
+        )),
+        "Result=success ExecMainStatus=0"
+    );
+    let status = run(&mut m, &format!("{sudo} systemctl status --no-pager rixos-gc.service"));
+    assert!(status.contains("status=0/SUCCESS"), "{status}");
+    let journal = run(
+        &mut m,
+        &format!("{sudo} journalctl -u rixos-gc.service --no-pager -o cat"),
+    );
+    assert!(journal.contains("0 store paths deleted"), "{journal}");
+    // And the system still works.
+    assert_eq!(last_line(&run(&mut m, &format!("{sudo} id -u"))), "0");
+    assert_eq!(
+        last_line(&run(
+            &mut m,
+            &format!("{sudo} systemctl is-active sshd nginx | paste -sd' '")
+        )),
+        "active active"
+    );
+
+    m.send_line(&format!("{sudo} poweroff")).unwrap();
+    let status = m
+        .wait_exit(Duration::from_secs(30))
+        .expect("poweroff ends QEMU within 30 s");
+    assert!(status.success(), "{status}");
 }

@@ -89,7 +89,15 @@
   security.sudo = {
     enable = true;
     wheelNeedsPassword = false;
-    extraRules = [ { users = [ "bob" ]; commands = [ { command = "ALL"; options = [ "NOPASSWD" ]; } ]; } ];
+    extraRules = [
+      { users = [ "bob" ]; commands = [ { command = "ALL"; options = [ "NOPASSWD" ]; } ]; }
+      { groups = [ "media" ]; host = "maximal"; runAs = "root"; commands = [ "/run/current-system/sw/bin/id" ]; }
+    ];
+    extraConfig = "Defaults lecture = never\n";
+  };
+  security.wrappers.ping-admin = {
+    source = "${pkgs.iputils-ping}/bin/ping"; program = "ping-admin"; owner = "root"; group = "media";
+    setuid = false; setgid = true; capabilities = "cap_net_raw+p"; permissions = "u+rx,g+rx";
   };
 
   environment.systemPackages = [ pkgs.less ];
@@ -123,7 +131,7 @@
     };
   };
 
-  nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 30d"; };
+  nix.gc = { automatic = true; dates = "weekly"; options = "--delete-older-than 30d"; persistent = false; randomizedDelaySec = "45min"; };
 
   systemd.defaultUnit = "multi-user.target";
   systemd.maskedUnits = [ "systemd-random-seed.service" ];
