@@ -184,8 +184,15 @@ mod tests {
         store.db_mut().unregister(std::slice::from_ref(&path)).unwrap();
         assert_eq!(store.load_registration(&text, "reg").unwrap(), 1);
         let loaded = store.db().info(&path).unwrap().unwrap();
-        assert_eq!((loaded.nar_hash, loaded.nar_size), (recorded.nar_hash, recorded.nar_size));
-        assert_eq!(store.load_registration(&text, "reg").unwrap(), 0, "valid paths are kept as they are");
+        assert_eq!(
+            (loaded.nar_hash, loaded.nar_size),
+            (recorded.nar_hash, recorded.nar_size)
+        );
+        assert_eq!(
+            store.load_registration(&text, "reg").unwrap(),
+            0,
+            "valid paths are kept as they are"
+        );
 
         store.db_mut().unregister(std::slice::from_ref(&path)).unwrap();
         std::fs::remove_file(store.real_path(&path)).unwrap();
