@@ -24,6 +24,7 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/networking.nix", include_str!("nixos/networking.nix")),
     ("rixos/nixos/firewall.nix", include_str!("nixos/firewall.nix")),
     ("rixos/nixos/locale.nix", include_str!("nixos/locale.nix")),
+    ("rixos/nixos/console.nix", include_str!("nixos/console.nix")),
     ("rixos/nixos/zones.nix", include_str!("nixos/zones.nix")),
     ("rixos/nixos/users.nix", include_str!("nixos/users.nix")),
     ("rixos/nixos/wrappers.nix", include_str!("nixos/wrappers.nix")),

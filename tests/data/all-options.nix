@@ -61,8 +61,12 @@
   time.timeZone = "Europe/Amsterdam";
   i18n.defaultLocale = "nl_NL.UTF-8";
   console.keyMap = "dvorak";
+  console.useXkbConfig = false;
+  console.font = "Lat15-Terminus16";
   services.xserver.layout = "de";
   services.xserver.xkbVariant = "nodeadkeys";
+  services.xserver.xkbOptions = "ctrl:nocaps";
+  services.xserver.xkbModel = "pc105";
 
   users.mutableUsers = false;
   users.users.alice = {

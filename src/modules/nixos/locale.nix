@@ -8,15 +8,10 @@ in
   options = {
     time.timeZone = mkOption { type = types.nullOr types.str; default = null; example = "Europe/Amsterdam"; description = "The time zone, as a tzdata name."; };
     i18n.defaultLocale = mkOption { type = types.str; default = "en_US.UTF-8"; description = "The default locale."; };
-    console.keyMap = mkOption { type = types.str; default = "us"; description = "The console keyboard layout."; };
-    services.xserver = {
-      enable = mkOption { type = types.bool; default = false; description = "Whether to run the X server. rixos has no X server yet: `true` is refused."; };
-      layout = mkOption { type = types.str; default = "us"; description = "The keyboard layout (also the console's)."; };
-      xkbVariant = mkOption { type = types.str; default = ""; description = "The keyboard layout variant."; };
-    };
+    # The keyboard's services.xserver options are console.nix's.
+    services.xserver.enable = mkOption { type = types.bool; default = false; description = "Whether to run the X server. rixos has no X server yet: `true` is refused."; };
   };
   config = {
-    console.keyMap = lib.mkDefault config.services.xserver.layout;
     assertions = [{
       assertion = !config.services.xserver.enable;
       message = "services.xserver.enable is set (in ${lib.concatStringsSep ", " options.services.xserver.enable.files}), but rixos has no X server yet: remove it, or set it to false.";
@@ -29,8 +24,6 @@ in
       timezone.text = tz + "\n";
     } // {
       "locale.conf".text = "LANG=${config.i18n.defaultLocale}\n";
-      "vconsole.conf".text = "KEYMAP=${config.console.keyMap}\n";
-      "default/keyboard".text = "XKBLAYOUT=\"${config.services.xserver.layout}\"\nXKBVARIANT=\"${config.services.xserver.xkbVariant}\"\n";
     };
   };
 }

@@ -5,6 +5,7 @@
   ./networking.nix
   ./firewall.nix
   ./locale.nix
+  ./console.nix
   ./users.nix
   ./wrappers.nix
   ./sudo.nix
