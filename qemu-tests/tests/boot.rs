@@ -303,6 +303,13 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
         run(&mut m, "systemctl --failed --no-legend")
     );
     assert_eq!(run(&mut m, "systemctl is-active sshd nginx"), "active\nactive");
+    // The console's keymap (console.keyMap's default, console-data's `us`) is the kernel's: its nine
+    // modifier combinations, where the kernel's built-in keymap has seven (keymaps 0-2,4-5,8,12).
+    assert_eq!(run(&mut m, "systemctl is-active vconsole-setup"), "active");
+    assert_eq!(
+        run(&mut m, "dumpkeys -C /dev/tty1 | grep '^keymaps'"),
+        "keymaps 0-2,4-6,8-9,12"
+    );
     // Nothing under /lib, /usr and /bin but /bin/sh, /usr/bin/env and the documented compatibility links.
     assert_eq!(
         run(&mut m, "cd /usr && find . -mindepth 1 | sort | tr '\\n' ' '"),

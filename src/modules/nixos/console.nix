@@ -42,20 +42,24 @@ let
 
   # The keymap file vconsole-setup loads, found (a name) and parsed by loadkeys while building (`-m`, a C
   # table to stdout: the one mode that needs no console), so a typo fails the build instead of leaving the
-  # kernel's US keymap in place.
+  # kernel's US keymap in place. The output is a directory holding a link `keymap` (a store path that is
+  # itself a link cannot be an input of a sandboxed build here).
   keymap =
     if !isName cfg.keyMap && !buildable cfg.keyMap then cfg.keyMap
-    else utils.runCommand "console-keymap" ({ path = [ pkgs.kbd pkgs.gzip pkgs.findutils pkgs.sed ]; } // loadkeysEnv) (
+    else "${keymapLink}/keymap";
+  keymapLink = utils.runCommand "console-keymap" ({ path = [ pkgs.kbd pkgs.gzip pkgs.findutils pkgs.sed ]; } // loadkeysEnv) (
       if isName cfg.keyMap then ''
         if ! found=$(loadkeys -m -v ${unicodeFlag} ${lib.escapeShellArg cfg.keyMap} 2>&1 >/dev/null); then
           echo "console.keyMap = \"${cfg.keyMap}\" (in ${lib.concatStringsSep ", " options.console.keyMap.files}) is not a keymap of Debian's console-data: $found" >&2
           echo "names like it: $(find ${keymapTree} -iname '*${lib.replaceStrings [ "'" ] [ "" ] cfg.keyMap}*map' -printf '%f\n' | sed 's/\.k\?map$//' | sort | head -n 12 | tr '\n' ' ')" >&2
           exit 1
         fi
-        ln -s "$(printf '%s\n' "$found" | sed -n 's/^Loading //p' | head -n 1)" $out
+        mkdir $out
+        ln -s "$(printf '%s\n' "$found" | sed -n 's/^Loading //p' | head -n 1)" $out/keymap
       '' else ''
         loadkeys -m ${unicodeFlag} ${cfg.keyMap} >/dev/null || { echo "console.keyMap: loadkeys cannot read ${cfg.keyMap}" >&2; exit 1; }
-        ln -s ${cfg.keyMap} $out
+        mkdir $out
+        ln -s ${cfg.keyMap} $out/keymap
       '');
 
   # A font name is looked up among console-setup's and console-data's fonts; the file is gunzipped.
