@@ -9,8 +9,10 @@
 //!
 //! `@DIR@` stands for the fixture's directory. The Nix side is checked too, so an expectation is Nix's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+mod common;
 
 struct Expectation {
     first: String,
@@ -73,19 +75,9 @@ fn check(who: &str, file: &Path, stderr: &str, e: &Expectation, with_position: b
     problems
 }
 
-fn fixtures(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "nix"))
-        .collect();
-    files.sort();
-    files
-}
-
 fn run(dir: &str, at_least: usize) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-    let files = fixtures(&dir);
+    let files = common::nix_files(std::slice::from_ref(&dir));
     assert!(files.len() >= at_least, "{}: {files:?}", dir.display());
     let mut problems = Vec::new();
     for file in &files {

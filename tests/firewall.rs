@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 /// The ruleset of a configuration, or "(no firewall.service)", with the firewall's assertions checked (the
 /// others want a whole machine: a root file system and more).
 const RULESET: &str = r#"{ file }:
@@ -38,14 +40,7 @@ fn nft_in_netns(script: &str) -> Output {
 }
 
 fn cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/firewall");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "nix"))
-        .collect();
-    files.sort();
-    files
+    common::nix_files(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/firewall")])
 }
 
 #[test]

@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+
+mod common;
 
 /// Reads first, while nothing but the system's evaluation has forced an option; then the documented options
 /// (what `rixos options --json` lists), whose defaults options-doc forces on its own.
 const PROBE: &str = r#"{ file }:
 let
-  r = import <rixos/nixos/eval-config.nix> { configuration = /. + file; };
+  r = builtins.seq (builtins.rixosRecordOptionReads true)
+    (import <rixos/nixos/eval-config.nix> { configuration = /. + file; });
   reads = builtins.seq r.check (builtins.seq r.config.system.build.toplevel.drvPath (builtins.rixosOptionsRead null));
 in
 builtins.deepSeq reads {
@@ -35,14 +37,7 @@ fn names(doc: &str, loc: &[String]) -> bool {
 fn every_declared_option_is_read_by_the_system() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let dir = tempfile::tempdir().unwrap();
-    let rixos = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rixos"))
-            .arg("--store")
-            .arg(dir.path().join("store"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let rixos = |args: &[&str]| common::rixos(&dir.path().join("store"), dir.path(), args);
     let out = rixos(&["channel", "--update"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let fixture = data.join("all-options.nix");

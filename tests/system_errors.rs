@@ -4,35 +4,21 @@
 //! mirror (the channel's index).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+mod common;
 
 fn cases() -> Vec<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<PathBuf> = [
+    common::nix_files(&[
         manifest.join("../shared/configs/errors"),
         manifest.join("tests/system-errors"),
-    ]
-    .iter()
-    .flat_map(|dir| std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
-    .map(|e| e.unwrap().path())
-    .filter(|p| p.extension().is_some_and(|x| x == "nix"))
-    .collect();
-    files.sort();
-    files
+    ])
 }
 
 #[test]
 fn the_error_configurations_are_refused_saying_what_and_where() {
     let dir = tempfile::tempdir().unwrap();
-    let rixos = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rixos"))
-            .arg("--store")
-            .arg(dir.path().join("store"))
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    };
+    let rixos = |args: &[&str]| common::rixos(&dir.path().join("store"), dir.path(), args);
     let out = rixos(&["channel", "--update"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let files = cases();

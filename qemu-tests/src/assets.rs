@@ -21,10 +21,7 @@ pub struct TestKernel {
 
 impl TestKernel {
     pub fn find() -> Result<TestKernel> {
-        let base = std::env::var_os("RIXOS_TEST_KERNEL_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/cache/rixos/test-kernel"));
-        let root = base.join("current");
+        let root = rixos::qemu::accel::test_kernel_dir().join("current");
         let only_entry = |dir: &Path, prefix: &str| -> Result<PathBuf> {
             let entries = std::fs::read_dir(dir)
                 .with_context(|| format!("the test kernel is missing: {} ({SETUP_HINT})", dir.display()))?;

@@ -58,19 +58,34 @@ pub fn install(ev: &mut Evaluator) {
     add_builtin(ev, "rixosNearest", 2, prim_nearest);
     add_builtin(ev, "rixosOptionRead", 2, prim_option_read);
     add_builtin(ev, "rixosOptionsRead", 1, prim_options_read);
+    add_builtin(ev, "rixosRecordOptionReads", 1, prim_record_option_reads);
     add_builtin_lazy(ev, "rixosStage1", prim_stage1);
     add_builtin_lazy(ev, "rixosSelf", prim_self);
 }
 
 thread_local! {
-    // The locations of the options whose values were forced. An evaluation runs on one thread, and the set
-    // only grows: it is a record for tests, never an input to a result.
+    // The locations of the options whose values were forced, once `rixosRecordOptionReads true` asked for
+    // them (tests/options_read.rs; other evaluations pay nothing but the check). An evaluation runs on one
+    // thread, and the set only grows: it is a record for tests, never an input to a result.
+    static RECORDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static OPTIONS_READ: RefCell<BTreeSet<Vec<String>>> = const { RefCell::new(BTreeSet::new()) };
 }
 
-/// `rixosOptionRead loc value`: `value`, after noting that the option at `loc` (a list of names) was read.
-/// The module system wraps every option's merged value in it, so only forcing the value counts.
+/// `rixosRecordOptionReads enable`: from now on in this evaluation, `rixosOptionRead` notes what is read.
+fn prim_record_option_reads(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
+    let enable = ev.force(&a[0])?;
+    let enable = ev.expect_bool(&enable, pos, "rixosRecordOptionReads")?;
+    RECORDING.with(|r| r.set(enable));
+    Ok(Value::Bool(enable))
+}
+
+/// `rixosOptionRead loc value`: `value`, after noting (when recording) that the option at `loc` (a list of
+/// names) was read. The module system wraps every option's merged value in it, so only forcing the value
+/// counts.
 fn prim_option_read(ev: &mut Evaluator, a: &[Thunk], pos: Pos) -> Result<Value> {
+    if !RECORDING.with(|r| r.get()) {
+        return ev.force(&a[1]);
+    }
     let loc = ev.force(&a[0])?;
     let loc = ev.expect_list(&loc, pos)?;
     let mut names = Vec::with_capacity(loc.len());

@@ -164,30 +164,33 @@ pub fn probe_kvm(qemu: &OsStr, kvm_device: &Path, kernel: Option<&Path>) -> (Acc
 
 /// A kernel to probe with: the VM tests' (scripts/setup), the running rixos system's, or the host's own.
 pub fn probe_kernel() -> Option<PathBuf> {
-    let tests = std::env::var_os("RIXOS_TEST_KERNEL_DIR")
+    // Newest first within a directory, as their names sort.
+    let kernels_in = |dir: PathBuf| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+            })
+            .collect();
+        found.sort();
+        found.reverse();
+        found
+    };
+    let mut candidates = kernels_in(test_kernel_dir().join("current/boot"));
+    candidates.push(PathBuf::from("/run/booted-system/kernel"));
+    candidates.extend(kernels_in(PathBuf::from("/boot")));
+    candidates.into_iter().find(|p| File::open(p).is_ok())
+}
+
+/// Where scripts/setup unpacks the Debian kernel the VM tests boot (`$RIXOS_TEST_KERNEL_DIR`).
+pub fn test_kernel_dir() -> PathBuf {
+    std::env::var_os("RIXOS_TEST_KERNEL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/rixos/test-kernel"))
-        .join("current/boot");
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    for dir in [tests, PathBuf::from("/boot")] {
-        if let Ok(entries) = fs::read_dir(&dir) {
-            let mut found: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
-                })
-                .collect();
-            found.sort();
-            candidates.extend(found.into_iter().rev());
-        }
-        if dir == Path::new("/boot") {
-            continue;
-        }
-        candidates.push(PathBuf::from("/run/booted-system/kernel"));
-    }
-    candidates.into_iter().find(|p| File::open(p).is_ok())
 }
 
 /// How a probe boot ended.

@@ -10,14 +10,14 @@ let
     wants = mkOption { type = types.listOf types.str; default = [ ]; description = "Units this one wants."; };
     requires = mkOption { type = types.listOf types.str; default = [ ]; description = "Units this one requires."; };
     unitConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "More [Unit] settings."; };
-    restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; description = "When any of these change, switching to the new system restarts the unit (written as X-Restart-Triggers, as NixOS does)."; };
+    restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; description = "When any of these change, switching to the new system restarts the unit (written as X-Restart-Triggers, as NixOS does). Has no effect yet: there is no `rixos system switch` to act on it."; };
   };
   serviceOptions = unitOptions // {
     serviceConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "[Service] settings."; };
     script = mkOption { type = types.lines; default = ""; description = "A shell script run as the service's ExecStart."; };
     environment = mkOption { type = types.attrsOf types.str; default = { }; description = "Environment variables."; };
     path = mkOption { type = types.listOf types.package; default = [ ]; description = "Packages whose bin/ is on PATH."; };
-    reloadIfChanged = mkOption { type = types.bool; default = false; description = "Whether switching to a new system reloads the service (ExecReload) instead of restarting it when its unit changed (X-ReloadIfChanged, as NixOS)."; };
+    reloadIfChanged = mkOption { type = types.bool; default = false; description = "Whether switching to a new system reloads the service (ExecReload) instead of restarting it when its unit changed (X-ReloadIfChanged, as NixOS). Has no effect yet: there is no `rixos system switch` to act on it."; };
   };
   value = v: if lib.isBool v then (if v then "yes" else "no") else toString v;
   section = name: attrs: "[${name}]\n" + lib.concatStrings (lib.mapAttrsToList (k: v:
