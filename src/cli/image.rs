@@ -40,10 +40,10 @@ pub struct ImageBuildArgs {
 }
 
 impl ImageCommand {
-    pub fn run(&self, root: &Path, quiet: bool) -> Result<()> {
+    pub fn run(&self, root: &Path) -> Result<()> {
         match self {
             ImageCommand::Build(args) => build_image(root, args),
-            ImageCommand::Write(args) => image_write::run(args, quiet),
+            ImageCommand::Write(args) => image_write::run(args),
         }
     }
 }

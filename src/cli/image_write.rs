@@ -26,11 +26,11 @@ pub struct ImageWriteArgs {
     pub to_file: bool,
 }
 
-pub fn run(args: &ImageWriteArgs, quiet: bool) -> Result<()> {
+pub fn run(args: &ImageWriteArgs) -> Result<()> {
     let options = WriteOptions {
         to_file: args.to_file,
         yes: args.yes,
-        quiet,
+        quiet: crate::verbosity::quiet(),
         corrupt_at: write::corrupt_at_from_env()?,
     };
     write::write_image(&args.image, &args.device, &options, Prompt::stdin())?;

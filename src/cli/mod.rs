@@ -63,15 +63,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::verbosity::set(crate::verbosity::Verbosity::from_flags(cli.quiet, cli.verbose));
     let result = match cli.command {
-        Command::Store(command) => command.run(&cli.store, cli.quiet),
+        Command::Store(command) => command.run(&cli.store),
         Command::Gc(args) => gc::run(&cli.store, &args),
         Command::Channel(args) => channel::run(&cli.store, &args),
         Command::System(command) => command.run(&cli.store),
-        Command::Image(command) => command.run(&cli.store, cli.quiet),
+        Command::Image(command) => command.run(&cli.store),
         Command::Options(args) => options::run(&cli.store, &args),
         Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
         Command::Build(args) => instantiate::build(&cli.store, &args),
-        Command::QemuAccel(args) => qemu_accel::run(&args, cli.quiet),
+        Command::QemuAccel(args) => qemu_accel::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,9 +19,9 @@ pub struct QemuAccelArgs {
     qemu_args: bool,
 }
 
-pub fn run(args: &QemuAccelArgs, quiet: bool) -> Result<()> {
+pub fn run(args: &QemuAccelArgs) -> Result<()> {
     let decision = accel::decide(args.kernel.as_deref())?;
-    if !quiet && decision.source != Source::Override {
+    if !crate::verbosity::quiet() && decision.source != Source::Override {
         eprintln!("rixos qemu-accel: {}: {}", decision.accel, decision.why);
     }
     if args.qemu_args {

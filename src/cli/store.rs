@@ -73,7 +73,8 @@ pub struct QueryArgs {
 }
 
 impl StoreCommand {
-    pub fn run(self, root: &Path, quiet: bool) -> Result<()> {
+    pub fn run(self, root: &Path) -> Result<()> {
+        let quiet = crate::verbosity::quiet();
         match self {
             StoreCommand::HashPath { path } => {
                 let (digest, _) = nar::hash_path(&path)?;
