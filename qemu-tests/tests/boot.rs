@@ -484,6 +484,9 @@ fn the_run_script_makes_its_disk_and_boots_with_the_users_qemu_options() {
         .env("QEMU_OPTS", "-nographic -no-reboot -name rixos-qemu-test:run-script")
         .env("QEMU_KERNEL_PARAMS", "console=ttyS0 panic=-1")
         .env("RIXOS_DISK_IMAGE", &disk)
+        // The script asks rixos which accelerator works (`rixos qemu-accel --kernel` with the system's kernel);
+        // a failure there ends the script before QEMU starts.
+        .env("RIXOS", qemu_harness::rixos::binary())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
