@@ -12,6 +12,7 @@ pub mod host_cache;
 pub mod image;
 pub mod modules;
 pub mod pkgs;
+pub mod progress;
 pub mod qemu;
 pub mod store;
 pub mod system;

@@ -30,7 +30,6 @@ pub fn run(args: &ImageWriteArgs) -> Result<()> {
     let options = WriteOptions {
         to_file: args.to_file,
         yes: args.yes,
-        quiet: crate::verbosity::quiet(),
         corrupt_at: write::corrupt_at_from_env()?,
     };
     write::write_image(&args.image, &args.device, &options, Prompt::stdin())?;

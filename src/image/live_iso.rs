@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use super::esp::{EspFile, EspLayout, EspSource, build_esp};
 use super::iso::{BiosBoot, IsoFile, IsoLayout, build_iso};
 use super::squashfs::{SquashfsLayout, build_squashfs};
+use crate::progress::Progress;
 use crate::store::derivation::Derivation;
 use crate::store::local::LocalStore;
 use crate::store::path::StorePath;
@@ -54,10 +55,17 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
     layout
         .extra_files
         .push(("nix-path-registration".to_string(), registration.into_bytes()));
-    let progress = Progress::new("squashfs of the closure");
-    build_squashfs(&layout, &squashfs, |done, total| progress.show(done, total))
-        .context("writing the squashfs of the closure")?;
-    progress.finish();
+    // The total (the closure's file contents) is known once the squashfs has scanned them: its first report.
+    let mut progress = None;
+    build_squashfs(&layout, &squashfs, |done, total| {
+        progress
+            .get_or_insert_with(|| Progress::bytes("squashfs of the closure", total))
+            .set(done)
+    })
+    .context("writing the squashfs of the closure")?;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
 
     let grub_bios = resolve(env("grubBios")?)?;
     let grub_efi = resolve(env("grubEfi")?)?;
@@ -88,6 +96,7 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
         source,
     };
     let eltorito = "boot/grub/i386-pc/eltorito.img";
+    let progress = Progress::stage("writing the ISO");
     let image = build_iso(&IsoLayout {
         output: target.join(format!("{name}.iso")),
         volume_label: label.to_string(),
@@ -107,6 +116,7 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
         epoch,
     })
     .context("writing the ISO")?;
+    progress.finish();
     if !crate::verbosity::quiet() {
         // The file's name only: its path here is inside the builder's sandbox, which the user cannot open
         // (`rixos image build` prints where it is through the out-link).
@@ -136,50 +146,4 @@ fn resolve(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<PathBuf> {
         }
     }
     bail!("{logical}: too many levels of symbolic links")
-}
-
-/// Progress of a long stage: a line redrawn in place on a terminal, a line per tenth otherwise.
-struct Progress {
-    what: &'static str,
-    terminal: bool,
-    last: std::cell::Cell<u64>,
-    start: std::time::Instant,
-}
-
-impl Progress {
-    fn new(what: &'static str) -> Progress {
-        use std::io::IsTerminal;
-        Progress {
-            what,
-            terminal: std::io::stderr().is_terminal(),
-            last: std::cell::Cell::new(u64::MAX),
-            start: std::time::Instant::now(),
-        }
-    }
-
-    fn show(&self, done: u64, total: u64) {
-        if crate::verbosity::quiet() {
-            return;
-        }
-        let percent = (done * 100).checked_div(total).unwrap_or(100);
-        let step = if self.terminal { percent } else { percent / 10 * 10 };
-        if self.last.replace(step) == step {
-            return;
-        }
-        if self.terminal {
-            eprint!("\r{}: {percent:3}% ({} of {} MiB)", self.what, done >> 20, total >> 20);
-        } else {
-            eprintln!("{}: {percent}% ({} of {} MiB)", self.what, done >> 20, total >> 20);
-        }
-    }
-
-    fn finish(&self) {
-        if crate::verbosity::quiet() {
-            return;
-        }
-        if self.terminal {
-            eprintln!();
-        }
-        eprintln!("{}: done in {:.1} s", self.what, self.start.elapsed().as_secs_f64());
-    }
 }

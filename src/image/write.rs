@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::progress::Progress;
+pub use crate::progress::human_size;
 use crate::store::hash::hex;
 
 /// Images are copied and read back in blocks of this size.
@@ -524,22 +526,6 @@ impl fmt::Display for DeviceDescription {
     }
 }
 
-/// `14.9 GiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// Whether a typed answer names the device: its kernel name, `/dev/NAME`, or the path given on the command
 /// line.
 pub fn confirms(answer: &str, name: &str, given: &Path) -> bool {
@@ -663,8 +649,6 @@ pub struct WriteOptions {
     pub to_file: bool,
     /// Do not ask: the user already confirmed (the checks still run).
     pub yes: bool,
-    /// No progress.
-    pub quiet: bool,
     /// The test hook of [`CORRUPT_AT_ENV`].
     pub corrupt_at: Option<u64>,
 }
@@ -958,7 +942,7 @@ fn copy_and_verify(
     let mut block_hashes: Vec<[u8; 32]> = Vec::new();
     let mut written = 0u64;
     let mut since_sync = 0u64;
-    let mut progress = Progress::new(format!("writing {shown}"), image.size, options.quiet);
+    let progress = Progress::bytes(format!("writing {shown}"), image.size);
     loop {
         let n = read_full(&mut source, &mut buffer)
             .with_context(|| format!("reading the image {}", image.path.display()))?;
@@ -979,9 +963,9 @@ fn copy_and_verify(
             target.sync_data().with_context(|| format!("syncing {shown}"))?;
             since_sync = 0;
         }
-        progress.update(written);
+        progress.set(written);
     }
-    progress.finish(written);
+    progress.finish();
     if written != image.size {
         bail!(
             "the image {} shrank while being written ({} bytes, then {written})",
@@ -1005,7 +989,7 @@ fn copy_and_verify(
     }
     drop_cached_pages(&target, block, shown);
 
-    let mut progress = Progress::new(format!("verifying {shown}"), written, options.quiet);
+    let progress = Progress::bytes(format!("verifying {shown}"), written);
     let mut readback = Sha256::new();
     let mut offset = 0u64;
     for (index, expected) in block_hashes.iter().enumerate() {
@@ -1015,7 +999,7 @@ fn copy_and_verify(
             .with_context(|| format!("reading {shown} back at byte {offset}"))?;
         readback.update(&buffer[..n]);
         if <[u8; 32]>::from(Sha256::digest(&buffer[..n])) != *expected {
-            progress.finish(offset);
+            drop(progress);
             let at = first_difference(&image.path, &buffer[..n], offset).unwrap_or(offset);
             bail!(
                 "verification failed: what {shown} gives back differs from the image at byte {at} (block {index} of \
@@ -1024,9 +1008,9 @@ fn copy_and_verify(
             );
         }
         offset += n as u64;
-        progress.update(offset);
+        progress.set(offset);
     }
-    progress.finish(offset);
+    progress.finish();
     let readback: [u8; 32] = readback.finalize().into();
     if readback != sha256 {
         bail!(
@@ -1035,7 +1019,7 @@ fn copy_and_verify(
             hex(&sha256)
         );
     }
-    if !options.quiet {
+    if !crate::verbosity::quiet() {
         eprintln!(
             "wrote {} to {shown} and read it back: sha256 {}",
             human_size(written),
@@ -1090,80 +1074,6 @@ fn first_difference(image: &Path, got: &[u8], offset: u64) -> Option<u64> {
         .zip(&want)
         .position(|(a, b)| a != b)
         .map(|i| offset + i as u64)
-}
-
-/// Progress on stderr: one line redrawn on a terminal, a plain line every few seconds otherwise.
-struct Progress {
-    label: String,
-    total: u64,
-    started: Instant,
-    shown: Option<Instant>,
-    terminal: bool,
-    quiet: bool,
-}
-
-impl Progress {
-    fn new(label: String, total: u64, quiet: bool) -> Progress {
-        Progress {
-            label,
-            total,
-            started: Instant::now(),
-            shown: None,
-            terminal: io::stderr().is_terminal(),
-            quiet,
-        }
-    }
-
-    fn line(&self, done: u64) -> String {
-        let percent = (done * 100).checked_div(self.total).unwrap_or(100);
-        let seconds = self.started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 {
-            done as f64 / seconds / (1024.0 * 1024.0)
-        } else {
-            0.0
-        };
-        format!(
-            "{}: {} of {} ({percent}%), {rate:.1} MiB/s",
-            self.label,
-            human_size(done),
-            human_size(self.total)
-        )
-    }
-
-    fn update(&mut self, done: u64) {
-        let every = if self.terminal {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(5)
-        };
-        if self.quiet || self.shown.is_some_and(|t| t.elapsed() < every) {
-            return;
-        }
-        if self.shown.is_none() && !self.terminal {
-            // The first plain line comes after one period, not at 0%.
-            if self.started.elapsed() < every {
-                return;
-            }
-        }
-        self.shown = Some(Instant::now());
-        if self.terminal {
-            eprint!("\r\x1b[K{}", self.line(done));
-        } else {
-            eprintln!("{}", self.line(done));
-        }
-    }
-
-    fn finish(&mut self, done: u64) {
-        if self.quiet {
-            return;
-        }
-        if self.terminal {
-            eprintln!("\r\x1b[K{}", self.line(done));
-        } else {
-            eprintln!("{}", self.line(done));
-        }
-        self.quiet = true;
-    }
 }
 
 #[cfg(test)]
@@ -1590,8 +1500,6 @@ mod tests {
         assert!(!confirms("yes", "sdb", Path::new("/dev/sdb")));
         assert!(!confirms("sdb1", "sdb", Path::new("/dev/sdb")));
         assert!(!confirms("", "sdb", Path::new("")));
-        assert_eq!(human_size(512), "512 bytes");
-        assert_eq!(human_size(1536 * 1024 * 1024), "1.5 GiB");
     }
 
     #[test]
@@ -1633,7 +1541,6 @@ mod tests {
         WriteOptions {
             to_file: true,
             yes: true,
-            quiet: true,
             corrupt_at: None,
         }
     }

@@ -91,10 +91,9 @@ impl LocalStore {
         let total = fetches.len();
         let queue = std::sync::Mutex::new(fetches);
         let failures = std::sync::Mutex::new(Vec::new());
-        let finished = std::sync::atomic::AtomicUsize::new(0);
-        let (root, quiet) = (self.root.clone(), self.quiet);
-        // Progress: one line redrawn on a terminal, a line per download otherwise.
-        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let root = self.root.clone();
+        let progress =
+            (total > 0 && !self.quiet).then(|| crate::progress::Progress::items("downloading", total as u64));
         std::thread::scope(|scope| {
             for _ in 0..jobs.max(1) {
                 scope.spawn(|| {
@@ -108,17 +107,8 @@ impl LocalStore {
                             break;
                         };
                         let result = store.realise(&next);
-                        let n = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        if !quiet {
-                            let name = next.name().trim_end_matches(".drv");
-                            if terminal {
-                                eprint!("\r\x1b[Kdownloaded {n}/{total}: {name}");
-                                if n == total {
-                                    eprintln!();
-                                }
-                            } else {
-                                eprintln!("downloaded {name} ({n}/{total})");
-                            }
+                        if let Some(progress) = &progress {
+                            progress.done_one(next.name().trim_end_matches(".drv"));
                         }
                         if let Err(e) = result {
                             failures.lock().expect("no panics while locked").push(e);
@@ -127,6 +117,9 @@ impl LocalStore {
                 });
             }
         });
+        if let Some(progress) = progress {
+            progress.finish();
+        }
         match failures.into_inner().expect("threads ended").into_iter().next() {
             Some(e) => Err(e),
             None => Ok(()),
