@@ -3,33 +3,32 @@
 
 use std::process::{Command, Output};
 
-fn image_write(args: &[&str], dir: &std::path::Path, corrupt_at: Option<u64>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rixos"));
-    command.args(args).current_dir(dir);
-    command.env_remove("RIXOS_WRITE_CORRUPT_AT");
-    if let Some(offset) = corrupt_at {
-        command.env("RIXOS_WRITE_CORRUPT_AT", offset.to_string());
-    }
-    command.output().unwrap()
-}
-
-/// A 9 MiB image: three blocks of the writer's 4 MiB, so progress has steps in between.
-fn image(dir: &std::path::Path) {
+/// `rixos [-q] image write image.img out.img --to-file --yes` in a new directory holding a 9 MiB image (three
+/// of the writer's 4 MiB blocks, so progress has steps in between), with the corruption test hook when given.
+fn write_into_a_file(quiet: bool, corrupt_at: Option<u64>) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..9u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    std::fs::write(dir.join("image.img"), data).unwrap();
+    std::fs::write(dir.path().join("image.img"), data).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rixos"));
+    if quiet {
+        command.arg("-q");
+    }
+    command
+        .args(["image", "write", "image.img", "out.img", "--to-file", "--yes"])
+        .current_dir(dir.path())
+        .env_remove("RIXOS_WRITE_CORRUPT_AT");
+    if let Some(offset) = corrupt_at {
+        command.env("RIXOS_WRITE_CORRUPT_AT", offset.to_string());
+    }
+    let out = command.output().unwrap();
+    (dir, out)
 }
 
 #[test]
 fn writing_into_a_file_logs_plain_progress_lines_with_times() {
-    let dir = tempfile::tempdir().unwrap();
-    image(dir.path());
-    let out = image_write(
-        &["image", "write", "image.img", "out.img", "--to-file", "--yes"],
-        dir.path(),
-        None,
-    );
+    let (dir, out) = write_into_a_file(false, None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -58,26 +57,14 @@ fn writing_into_a_file_logs_plain_progress_lines_with_times() {
 
 #[test]
 fn quiet_writing_prints_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    image(dir.path());
-    let out = image_write(
-        &["-q", "image", "write", "image.img", "out.img", "--to-file", "--yes"],
-        dir.path(),
-        None,
-    );
+    let (_dir, out) = write_into_a_file(true, None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
 #[test]
 fn a_failed_verification_says_where_the_progress_stopped() {
-    let dir = tempfile::tempdir().unwrap();
-    image(dir.path());
-    let out = image_write(
-        &["image", "write", "image.img", "out.img", "--to-file", "--yes"],
-        dir.path(),
-        Some(5 << 20),
-    );
+    let (_dir, out) = write_into_a_file(false, Some(5 << 20));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
