@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 /// The directory for rixos' caches (not created here).
 pub fn dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
         return PathBuf::from("/var/cache/rixos");
     }
     std::env::var_os("XDG_CACHE_HOME")

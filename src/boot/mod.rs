@@ -38,8 +38,3 @@ mod stage1 {
     #[path = "../stage1/utab.rs"]
     mod utab;
 }
-
-/// The boot layer's builtin builders, for the store to run.
-pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
-    builders.add("builtin:initrd", |b| initrd::build(b.drv, b.out()?, &|p| b.real(p)));
-}

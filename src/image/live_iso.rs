@@ -10,12 +10,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::esp::{EspFile, EspLayout, EspSource, build_esp};
 use super::iso::{BiosBoot, IsoFile, IsoLayout, build_iso};
 use super::squashfs::{SquashfsLayout, build_squashfs};
-use crate::store::resolve::resolve_with;
 use crate::progress::Progress;
 use crate::store::derivation::Derivation;
 use crate::store::local::LocalStore;
@@ -40,7 +39,7 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
     let toplevel = StorePath::parse(env("toplevel")?)?;
     let name = env("isoName")?;
     let label = env("volumeID")?;
-    let resolve = |logical: &str| -> Result<PathBuf> { resolve_with(logical, real) };
+    let resolve = |logical: &str| -> Result<PathBuf> { resolve(logical, real) };
     std::fs::create_dir_all(target)?;
     let work = tempfile::tempdir_in(target.parent().unwrap_or(target))?;
 
@@ -129,4 +128,22 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
         );
     }
     Ok(())
+}
+
+/// A store file (or a path below a store path) as a file here, links followed.
+fn resolve(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<PathBuf> {
+    let mut path = logical.to_string();
+    for _ in 0..40 {
+        let physical = real(&path);
+        match std::fs::read_link(&physical) {
+            Ok(to) if to.is_absolute() => path = to.to_string_lossy().into_owned(),
+            Ok(to) => {
+                let parent = Path::new(&path).parent().unwrap_or(Path::new("/")).to_path_buf();
+                path = parent.join(to).to_string_lossy().into_owned();
+            }
+            Err(_) if physical.exists() => return Ok(physical),
+            Err(_) => bail!("{logical} does not exist ({} is missing)", physical.display()),
+        }
+    }
+    bail!("{logical}: too many levels of symbolic links")
 }

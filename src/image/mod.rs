@@ -64,8 +64,3 @@ mod tests {
         assert_eq!(utc_civil(4_102_444_799), (2099, 12, 31, 23, 59, 59));
     }
 }
-
-/// The image layer's builtin builders, for the store to run.
-pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
-    builders.add("builtin:iso-image", |b| live_iso::build(b.drv, b.out()?, b.store, &|p| b.real(p)));
-}

@@ -11,6 +11,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -391,7 +392,7 @@ fn write_cache(path: &Path, key: &str, accel: Accel, why: &str) -> io::Result<()
 
 /// An exclusive lock beside the cache file, released when dropped; `None` where none can be taken (the
 /// probe then simply runs unserialised).
-fn lock(cache: &Path) -> Option<nix::fcntl::Flock<File>> {
+fn lock(cache: &Path) -> Option<File> {
     fs::create_dir_all(cache.parent()?).ok()?;
     let file = OpenOptions::new()
         .create(true)
@@ -399,8 +400,8 @@ fn lock(cache: &Path) -> Option<nix::fcntl::Flock<File>> {
         .write(true)
         .open(cache.with_extension("lock"))
         .ok()?;
-    // Released when dropped.
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
+    // SAFETY: flock on a descriptor we own; released when the file is closed.
+    (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(file)
 }
 
 /// `-accel ... -cpu ...` for a shell: what `rixos qemu-accel --qemu-args` prints.

@@ -448,8 +448,14 @@ const SYSTEM_ROOTS: [&str; 2] = ["run/current-system", "run/booted-system"];
 
 /// Whether `dir` is on a file system mounted read-only.
 fn is_read_only(dir: &Path) -> bool {
-    use nix::sys::statvfs::{FsFlags, statvfs};
-    statvfs(dir).is_ok_and(|st| st.flags().contains(FsFlags::ST_RDONLY))
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c_dir.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
+    }
 }
 
 /// True while another process holds the lock of a path being built (see `build.rs`'s `PathLock`). A lock
@@ -458,10 +464,11 @@ fn remove_lock_unless_held(lock: &Path) -> bool {
     let Ok(file) = fs::File::open(lock) else {
         return false;
     };
-    // The lock, if taken, goes with the file.
-    let Ok(_held) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
+    // SAFETY: flock on a descriptor we own; the lock, if taken, goes with the file.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
         return true;
-    };
+    }
     let _ = fs::remove_file(lock);
     false
 }

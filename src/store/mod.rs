@@ -4,7 +4,6 @@
 //! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
 
 pub mod build;
-pub mod builtin;
 pub mod buildenv;
 pub mod db;
 pub mod derivation;
@@ -15,4 +14,3 @@ pub mod nar;
 pub mod path;
 pub mod profile;
 pub mod registration;
-pub mod resolve;
