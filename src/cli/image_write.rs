@@ -1,6 +1,6 @@
 //! `rixos image write IMAGE DEVICE`: puts an image (the live ISO) onto a USB stick or disk after checking that
 //! nothing on it is in use and that it is not the running system's, asks for the device's name, then reads
-//! what was written back and compares it with the image (`src/image/write.rs`).
+//! what was written back and compares it with the image (`src/image/write/`).
 
 use std::path::PathBuf;
 
