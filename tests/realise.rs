@@ -514,3 +514,19 @@ fn a_missing_input_is_named_and_nothing_is_registered() {
         "a build with a missing input left its output"
     );
 }
+
+#[test]
+fn downloads_ahead_of_a_build_log_plain_progress_lines() {
+    let fx = Fixture::new();
+    let port = serve_hello();
+    let expr = fx.dir.path().join("fetch.nix");
+    fs::write(&expr, fetchurl("fo", &format!("http://127.0.0.1:{port}/good"))).unwrap();
+    let out = fx.rixos(&["build", "--no-out-link", expr.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // stderr is not a terminal here: lines for the log, no bar redrawn with \r.
+    assert!(
+        said.contains("downloading: started (1)\n") && said.contains("downloading: done in ") && !said.contains('\r'),
+        "{said}"
+    );
+}
