@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 /// The directory for rixos' caches (not created here).
 pub fn dir() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/cache/rixos");
     }
     std::env::var_os("XDG_CACHE_HOME")

@@ -17,3 +17,13 @@ pub mod qemu;
 pub mod store;
 pub mod system;
 pub mod verbosity;
+
+/// Every builtin builder rixos has: the store's own and those the layers above register.
+pub fn builtin_builders() -> store::builtin::Builders {
+    let mut builders = store::builtin::Builders::store();
+    pkgs::register_builders(&mut builders);
+    boot::register_builders(&mut builders);
+    system::register_builders(&mut builders);
+    image::register_builders(&mut builders);
+    builders
+}

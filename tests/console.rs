@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 struct Store {
     root: PathBuf,
     dir: PathBuf,
@@ -37,18 +39,7 @@ impl Store {
     /// `path` (a logical store path, or a file of the test's directory) with every link followed, each
     /// store link into this store.
     fn real(&self, path: &Path) -> PathBuf {
-        let mut p = match path.strip_prefix("/nix/store") {
-            Ok(rest) => self.root.join("nix/store").join(rest),
-            Err(_) => path.to_path_buf(),
-        };
-        for _ in 0..16 {
-            match std::fs::read_link(&p) {
-                Ok(t) if t.starts_with("/nix/store") => p = self.root.join(t.strip_prefix("/").unwrap()),
-                Ok(t) => p = p.parent().unwrap().join(t),
-                Err(_) => break,
-            }
-        }
-        p
+        common::resolve(&self.root, path)
     }
 
     /// The built system's file etc/`name`, links followed at every step.

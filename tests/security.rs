@@ -4,7 +4,10 @@
 //! that runs the system's own rixos against the machine's store. Needs the network to the Debian mirror.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::rixos;
 
 /// Builds `configuration` (a file in `dir`) into `root`'s store with `rixos system build -o result`.
 fn system_build(root: &Path, dir: &Path, configuration: &str, text: &str) -> Output {
@@ -12,27 +15,9 @@ fn system_build(root: &Path, dir: &Path, configuration: &str, text: &str) -> Out
     rixos(root, dir, &["system", "build", "-c", configuration, "-o", "result"])
 }
 
-fn rixos(root: &Path, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rixos"))
-        .arg("--store")
-        .arg(root)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
 /// `path` (under `root`'s store or outside it) with every link followed, each store link into `root`.
 fn follow(root: &Path, path: &Path) -> PathBuf {
-    let mut p = path.to_path_buf();
-    for _ in 0..16 {
-        match std::fs::read_link(&p) {
-            Ok(t) if t.starts_with("/nix/store") => p = root.join(t.strip_prefix("/").unwrap()),
-            Ok(t) => p = p.parent().unwrap().join(t),
-            Err(_) => break,
-        }
-    }
-    p
+    common::resolve(root, path)
 }
 
 #[test]

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn configs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/configs")
 }
@@ -26,15 +28,7 @@ impl Store {
 
     /// The physical file behind a logical store path (following the links inside the toplevel).
     fn real(&self, path: &Path) -> PathBuf {
-        let mut p = path.to_path_buf();
-        for _ in 0..8 {
-            match std::fs::read_link(&p) {
-                Ok(t) if t.starts_with("/nix/store") => p = self.root.join(t.strip_prefix("/").unwrap()),
-                Ok(t) => p = p.parent().unwrap().join(t),
-                Err(_) => break,
-            }
-        }
-        p
+        common::resolve(&self.root, path)
     }
 }
 

@@ -53,3 +53,56 @@ pub fn shell(machine: &mut Machine, command: &str, timeout: Duration) -> String 
         .unwrap_or_else(|e| panic!("{command}: {e}"));
     groups[1].replace('\r', "").trim().to_string()
 }
+
+/// A directory of a test's own holding a store whose channel is up to date (from the host's apt sources):
+/// where a VM test builds what it boots. Removed when dropped.
+pub struct Workspace {
+    _tmp: tempfile::TempDir,
+    /// The directory builds run in (result links, configurations, disk images).
+    pub dir: PathBuf,
+    /// The store's root (`STORE/nix/store`).
+    pub store: PathBuf,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let dir = tmp.path().to_path_buf();
+        let store = dir.join("store");
+        run(&store, &dir, &["channel", "--update"]);
+        Workspace { _tmp: tmp, dir, store }
+    }
+
+    /// Runs `rixos --store STORE ARGS` in the directory; a failure panics with its stderr.
+    pub fn rixos(&self, args: &[&str]) -> Output {
+        run(&self.store, &self.dir, args)
+    }
+
+    /// The file a logical store path names in this store, links followed (rixos' own resolver).
+    pub fn resolve(&self, logical: &str) -> PathBuf {
+        rixos::store::resolve::resolve_under(&self.store, logical).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+impl Default for Workspace {
+    fn default() -> Workspace {
+        Workspace::new()
+    }
+}
+
+/// The seed configuration (`../shared/configs/seed/configuration.nix`), as an absolute path.
+pub fn seed() -> PathBuf {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/configs/seed/configuration.nix");
+    std::fs::canonicalize(&seed).expect("../shared/configs/seed beside the repository")
+}
+
+/// The sha256 of a file, in hex.
+pub fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

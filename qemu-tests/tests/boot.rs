@@ -7,10 +7,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use qemu_harness::rixos::{Workspace, sha256_of};
 use qemu_harness::{Machine, MachineBuilder, MediumKind};
 
 /// crypt(3) of "rixos" (SHA-512), the root password of the test system.
@@ -24,9 +25,7 @@ const BOOT: Duration = Duration::from_secs(300);
 const COMMAND: Duration = Duration::from_secs(60);
 
 struct Built {
-    _dir: tempfile::TempDir,
-    dir: PathBuf,
-    store: PathBuf,
+    ws: Workspace,
     /// `result`, the build-vm output (`bin/run-mymachine-vm`, `system`).
     result: PathBuf,
     /// The toplevel's logical store path.
@@ -34,32 +33,12 @@ struct Built {
     key: PathBuf,
 }
 
-impl Built {
-    fn rixos(&self, args: &[&str]) -> Output {
-        qemu_harness::rixos::run(&self.store, &self.dir, args)
+/// The built system's directory, store and `rixos` runner are its workspace's.
+impl std::ops::Deref for Built {
+    type Target = Workspace;
+    fn deref(&self) -> &Workspace {
+        &self.ws
     }
-
-    /// The file behind a logical store path, links inside the store followed.
-    fn real(&self, logical: &str) -> PathBuf {
-        let mut p = self.store.join(logical.trim_start_matches('/'));
-        for _ in 0..16 {
-            match std::fs::read_link(&p) {
-                Ok(t) if t.starts_with("/nix/store") => p = self.store.join(t.strip_prefix("/").unwrap()),
-                Ok(t) => p = p.parent().unwrap().join(t),
-                Err(_) => break,
-            }
-        }
-        p
-    }
-}
-
-fn sha256_of(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// What the tests add to the seed for the firewall: nginx answers on 80, which is opened, and on 8080, which
@@ -74,9 +53,8 @@ const CLOSED_PORT_BODY: &str = "behind the firewall";
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let store = dir.join("store");
+        let ws = Workspace::new();
+        let (dir, store) = (ws.dir.clone(), ws.store.clone());
         let key = dir.join("key");
         let status = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
@@ -85,8 +63,7 @@ fn built() -> &'static Built {
             .expect("ssh-keygen (openssh-client) is installed by scripts/setup");
         assert!(status.success());
         let public = std::fs::read_to_string(dir.join("key.pub")).unwrap();
-        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/configs/seed/configuration.nix");
-        let seed = std::fs::canonicalize(&seed).expect("../shared/configs/seed beside the repository");
+        let seed = qemu_harness::rixos::seed();
         std::fs::write(
             dir.join("configuration.nix"),
             format!(
@@ -101,7 +78,6 @@ fn built() -> &'static Built {
             ),
         )
         .unwrap();
-        qemu_harness::rixos::run(&store, &dir, &["channel", "--update"]);
         let build = || {
             let out = qemu_harness::rixos::run(
                 &store,
@@ -117,9 +93,7 @@ fn built() -> &'static Built {
             .to_string_lossy()
             .into_owned();
         let mut b = Built {
-            _dir: tmp,
-            dir: dir.clone(),
-            store: store.clone(),
+            ws,
             result,
             toplevel,
             key,
@@ -127,9 +101,9 @@ fn built() -> &'static Built {
         // Reproducibility: delete the initrd (and what refers to it), build again, compare the bytes.
         let vm = std::fs::read_link(&b.result).unwrap();
         let vm = format!("/nix/store/{}", vm.file_name().unwrap().to_string_lossy());
-        let initrd_file = std::fs::read_link(b.real(&b.toplevel).join("initrd")).unwrap();
+        let initrd_file = std::fs::read_link(b.resolve(&b.toplevel).join("initrd")).unwrap();
         let initrd = initrd_file.parent().unwrap().to_string_lossy().into_owned();
-        let first = sha256_of(&b.real(&initrd_file.to_string_lossy()));
+        let first = sha256_of(&b.resolve(&initrd_file.to_string_lossy()));
         std::fs::remove_file(&b.result).unwrap();
         // The initrd and everything that refers to it, transitively (the toplevel, the run script, the VM).
         let mut doomed = vec![initrd.clone(), vm];
@@ -146,12 +120,15 @@ fn built() -> &'static Built {
         let mut args = vec!["store", "delete"];
         args.extend(doomed.iter().map(String::as_str));
         b.rixos(&args);
-        assert!(!b.real(&initrd).exists(), "the initrd was deleted");
+        assert!(
+            !b.store.join(initrd.trim_start_matches('/')).exists(),
+            "the initrd was deleted"
+        );
         build();
-        let again = std::fs::read_link(b.real(&b.toplevel).join("initrd")).unwrap();
+        let again = std::fs::read_link(b.resolve(&b.toplevel).join("initrd")).unwrap();
         assert_eq!(again, initrd_file, "the same configuration gives the same initrd path");
         assert_eq!(
-            sha256_of(&b.real(&again.to_string_lossy())),
+            sha256_of(&b.resolve(&again.to_string_lossy())),
             first,
             "the rebuilt initrd has other bytes"
         );
@@ -240,7 +217,7 @@ fn no_http_answer_within(port: u16, wait: Duration) -> Result<(), String> {
 /// A machine that boots `toplevel` directly (kernel, initrd, `params` after the system's own), with the
 /// test store over 9p and `disk` as its virtio disk.
 fn seed_vm(b: &Built, name: &str, toplevel: &str, disk: &Path, params: &str) -> MachineBuilder {
-    let own = std::fs::read_to_string(b.real(&format!("{toplevel}/kernel-params"))).unwrap();
+    let own = std::fs::read_to_string(b.resolve(&format!("{toplevel}/kernel-params"))).unwrap();
     let cmdline = format!("{} init={toplevel}/init console=ttyS0 panic=-1 {params}", own.trim());
     let store = format!(
         "local,path={},security_model=none,mount_tag=store,readonly=on",
@@ -249,8 +226,8 @@ fn seed_vm(b: &Built, name: &str, toplevel: &str, disk: &Path, params: &str) -> 
     Machine::builder(name)
         .memory_mib(1024)
         .direct_boot(
-            &b.real(&format!("{toplevel}/kernel")),
-            Some(&b.real(&format!("{toplevel}/initrd"))),
+            &b.resolve(&format!("{toplevel}/kernel")),
+            Some(&b.resolve(&format!("{toplevel}/initrd"))),
             &cmdline,
         )
         .medium(MediumKind::VirtioDisk, disk)
@@ -449,8 +426,8 @@ fn stage_1_says_what_it_waited_for_and_offers_a_rescue_shell() {
     let cmdline = format!("init={}/init console=ttyS0 panic=-1 rixos.timeout=3", b.toplevel);
     let mut m = Machine::builder("stage1-rescue")
         .direct_boot(
-            &b.real(&format!("{}/kernel", b.toplevel)),
-            Some(&b.real(&format!("{}/initrd", b.toplevel))),
+            &b.resolve(&format!("{}/kernel", b.toplevel)),
+            Some(&b.resolve(&format!("{}/initrd", b.toplevel))),
             &cmdline,
         )
         .medium(MediumKind::VirtioDisk, &disk)

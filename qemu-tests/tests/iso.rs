@@ -8,26 +8,32 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use qemu_harness::rixos::Workspace;
 use qemu_harness::{Firmware, Machine, MediumKind};
 
 const BOOT: Duration = Duration::from_secs(400);
 const COMMAND: Duration = Duration::from_secs(120);
 
 struct Built {
-    _dir: tempfile::TempDir,
-    dir: PathBuf,
+    ws: Workspace,
     iso: PathBuf,
     sha256: String,
+}
+
+/// The image's directory and store are its workspace's.
+impl std::ops::Deref for Built {
+    type Target = Workspace;
+    fn deref(&self) -> &Workspace {
+        &self.ws
+    }
 }
 
 /// The ISO, built (and rebuilt, to compare) once per test process.
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let store = dir.join("store");
-        qemu_harness::rixos::run(&store, &dir, &["channel", "--update"]);
+        let ws = Workspace::new();
+        let (dir, store) = (ws.dir.clone(), ws.store.clone());
         let out = qemu_harness::rixos::run(
             &store,
             &dir,
@@ -83,12 +89,7 @@ fn built() -> &'static Built {
             "a second build gave another image"
         );
         let iso = find_iso();
-        Built {
-            _dir: tmp,
-            dir,
-            iso,
-            sha256,
-        }
+        Built { ws, iso, sha256 }
     })
 }
 

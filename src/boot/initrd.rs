@@ -24,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use super::cpio::Initramfs;
 use super::kmod::{ModuleIndex, module_name};
 use crate::store::derivation::Derivation;
+use crate::store::resolve::{normalise, resolve_with as resolve};
 
 /// Everything is dated 1 (as store files are), so the archive depends on contents only.
 const MTIME: u32 = 1;
@@ -83,47 +84,6 @@ pub fn build(drv: &Derivation, target: &Path, real: &dyn Fn(&str) -> PathBuf) ->
 /// An absolute path as the archive names it (relative to the initrd's root).
 fn rel(path: &str) -> &str {
     path.trim_start_matches('/')
-}
-
-/// A logical store path (or a path below one) to the file on this machine, links followed through `real`.
-fn resolve(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<PathBuf> {
-    let mut path = logical.to_string();
-    for _ in 0..40 {
-        let physical = real(&path);
-        match fs::read_link(&physical) {
-            Ok(to) => {
-                let to = to.to_string_lossy().into_owned();
-                path = if to.starts_with('/') {
-                    to
-                } else {
-                    let parent = Path::new(&path).parent().unwrap_or(Path::new("/"));
-                    normalise(&parent.join(&to))
-                };
-            }
-            Err(_) => {
-                if !physical.exists() {
-                    bail!("{logical} does not exist ({} is missing)", physical.display());
-                }
-                return Ok(physical);
-            }
-        }
-    }
-    bail!("{logical}: too many levels of symbolic links")
-}
-
-/// Removes `.` and `..` from an absolute path without touching the file system.
-fn normalise(path: &Path) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.to_str().unwrap_or_default().split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 /// Adds the modules named (and their dependencies) under `/lib/modules/<version>/`, decompressed; returns

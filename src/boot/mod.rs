@@ -11,6 +11,11 @@ pub mod kmod;
 /// rixos' stage-1 init (`stage1/`), a static executable compiled by `build.rs`; initrds carry it as `/init`.
 pub const STAGE1_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rixos-stage1"));
 
+/// The boot layer's builtin builders, for the store to run.
+pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
+    builders.add("builtin:initrd", |b| initrd::build(b.drv, b.out()?, &|p| b.real(p)));
+}
+
 /// The stage-1 init's pure parts (configuration, command line, device specs, superblocks, partition tables,
 /// mount options, lustration, paths inside the new root, fsck results), compiled here too so `cargo test`
 /// runs their tests; the init itself is built by `build.rs`.

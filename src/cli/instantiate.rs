@@ -268,6 +268,7 @@ pub fn build_outputs(root: &Path, args: &BuildArgs) -> Result<Vec<BuiltOutput>> 
     let request = args.expr.request(Output::Derivations, false, false)?;
     let drvs = evaluate(request, Some(root.to_path_buf()), root.to_path_buf())?;
     let mut store = LocalStore::open(root)?;
+    store.set_builders(crate::builtin_builders());
     let wanted = drvs
         .lines()
         .map(StorePath::parse)

@@ -42,6 +42,12 @@ pub enum StoreCommand {
     /// Register the paths of registration text on standard input that are not valid yet (like
     /// `nix-store --load-db`): a closure's records for a store that holds its files but no database.
     LoadDb,
+    /// Print the file each path names (a store path, or a path below one), its links followed inside this
+    /// store: for a store under another root than /, whose links still name /nix/store.
+    Resolve {
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Check that every valid path exists and, with --check-contents, still has its recorded hash. Prints one
     /// line per problem and fails if there is any.
     Verify {
@@ -93,6 +99,7 @@ impl StoreCommand {
             }
             StoreCommand::Realise { drvs } => {
                 let mut store = LocalStore::open_existing(root)?;
+                store.set_builders(crate::builtin_builders());
                 for drv in drvs {
                     let drv = parse_store_path(&drv, root)?;
                     for path in store.realise(&drv)?.values() {
@@ -115,8 +122,18 @@ impl StoreCommand {
                     eprintln!("registered {added} store paths");
                 }
             }
+            StoreCommand::Resolve { paths } => {
+                crate::store::local::require_store(root)?;
+                for path in paths {
+                    if !path.starts_with(&format!("{STORE_DIR}/")) {
+                        bail!("{path} is not in the store (a path below {STORE_DIR}/ is needed)");
+                    }
+                    println!("{}", crate::store::resolve::resolve_under(root, &path)?.display());
+                }
+            }
             StoreCommand::Verify { check_contents, repair } => {
                 let mut store = LocalStore::open_existing(root)?;
+                store.set_builders(crate::builtin_builders());
                 let mut problems = Vec::new();
                 for (path, problem) in store.verify(check_contents)? {
                     eprintln!("{problem}");
@@ -199,21 +216,18 @@ fn remove_stale_restores(dir: &Path) -> Result<()> {
 /// Set by SIGINT, SIGTERM or SIGHUP while a restore runs.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-extern "C" fn note_interrupt(_signal: libc::c_int) {
+extern "C" fn note_interrupt(_signal: nix::libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Turns the signals that would kill rixos midway into a flag the reader checks, so the restore fails and
 /// cleans up instead. Without SA_RESTART, a read waiting for input returns at once.
 fn catch_interrupts() {
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a zeroed sigaction with an empty mask and a handler that only stores to an atomic.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(SigHandler::Handler(note_interrupt), SaFlags::empty(), SigSet::empty());
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
     }
 }
 

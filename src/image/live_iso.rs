@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::esp::{EspFile, EspLayout, EspSource, build_esp};
 use super::iso::{BiosBoot, IsoFile, IsoLayout, build_iso};
@@ -19,6 +19,7 @@ use crate::progress::Progress;
 use crate::store::derivation::Derivation;
 use crate::store::local::LocalStore;
 use crate::store::path::StorePath;
+use crate::store::resolve::resolve_with;
 
 /// Where the squashfs is on the ISO (stage 1's `live` line names it).
 pub const SQUASHFS_PATH: &str = "rixos/store.squashfs";
@@ -39,7 +40,7 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
     let toplevel = StorePath::parse(env("toplevel")?)?;
     let name = env("isoName")?;
     let label = env("volumeID")?;
-    let resolve = |logical: &str| -> Result<PathBuf> { resolve(logical, real) };
+    let resolve = |logical: &str| -> Result<PathBuf> { resolve_with(logical, real) };
     std::fs::create_dir_all(target)?;
     let work = tempfile::tempdir_in(target.parent().unwrap_or(target))?;
 
@@ -128,22 +129,4 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
         );
     }
     Ok(())
-}
-
-/// A store file (or a path below a store path) as a file here, links followed.
-fn resolve(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<PathBuf> {
-    let mut path = logical.to_string();
-    for _ in 0..40 {
-        let physical = real(&path);
-        match std::fs::read_link(&physical) {
-            Ok(to) if to.is_absolute() => path = to.to_string_lossy().into_owned(),
-            Ok(to) => {
-                let parent = Path::new(&path).parent().unwrap_or(Path::new("/")).to_path_buf();
-                path = parent.join(to).to_string_lossy().into_owned();
-            }
-            Err(_) if physical.exists() => return Ok(physical),
-            Err(_) => bail!("{logical} does not exist ({} is missing)", physical.display()),
-        }
-    }
-    bail!("{logical}: too many levels of symbolic links")
 }

@@ -42,6 +42,13 @@ pub(crate) fn utc_civil(epoch: u64) -> (u64, u64, u64, u64, u64, u64) {
     (year, month, day, secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// The image layer's builtin builders, for the store to run.
+pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
+    builders.add("builtin:iso-image", |b| {
+        live_iso::build(b.drv, b.out()?, b.store, &|p| b.real(p))
+    });
+}
+
 /// Fails loudly when a host tool a test needs is missing, naming the Debian package that provides it.
 #[cfg(test)]
 pub(crate) fn require_tool(tool: &str, package: &str) {

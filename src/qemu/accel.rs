@@ -11,7 +11,6 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -392,7 +391,7 @@ fn write_cache(path: &Path, key: &str, accel: Accel, why: &str) -> io::Result<()
 
 /// An exclusive lock beside the cache file, released when dropped; `None` where none can be taken (the
 /// probe then simply runs unserialised).
-fn lock(cache: &Path) -> Option<File> {
+fn lock(cache: &Path) -> Option<nix::fcntl::Flock<File>> {
     fs::create_dir_all(cache.parent()?).ok()?;
     let file = OpenOptions::new()
         .create(true)
@@ -400,8 +399,8 @@ fn lock(cache: &Path) -> Option<File> {
         .write(true)
         .open(cache.with_extension("lock"))
         .ok()?;
-    // SAFETY: flock on a descriptor we own; released when the file is closed.
-    (unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(file)
+    // Released when dropped.
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
 }
 
 /// `-accel ... -cpu ...` for a shell: what `rixos qemu-accel --qemu-args` prints.

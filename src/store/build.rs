@@ -9,7 +9,7 @@
 //! directory of a dead process is removed when the store is next opened.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -19,8 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
+use nix::sched::CloneFlags;
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
 use sha2::{Digest, Sha256};
 
+use super::builtin::Builtin;
 use super::db::PathInfo;
 use super::derivation::Derivation;
 use super::hash::{hex, nix32_encode};
@@ -91,7 +95,7 @@ impl LocalStore {
         let total = fetches.len();
         let queue = std::sync::Mutex::new(fetches);
         let failures = std::sync::Mutex::new(Vec::new());
-        let root = self.root.clone();
+        let (root, builders) = (self.root.clone(), self.builders());
         let progress =
             (total > 0 && !self.quiet).then(|| crate::progress::Progress::items("downloading", total as u64));
         std::thread::scope(|scope| {
@@ -102,6 +106,7 @@ impl LocalStore {
                         Err(e) => return failures.lock().expect("no panics while locked").push(e),
                     };
                     store.quiet = true;
+                    store.set_builders(builders.clone());
                     loop {
                         let Some(next) = queue.lock().expect("no panics while locked").pop() else {
                             break;
@@ -204,8 +209,17 @@ impl LocalStore {
         }
         let store_dir = sandbox.root.join(STORE_DIR.trim_start_matches('/'));
         if drv.builder.starts_with("builtin:") {
-            let real = |logical: &str| self.real_path_of(logical);
-            run_builtin(self, drv_path, drv, outputs, &store_dir, &real)?;
+            let outputs = outputs
+                .iter()
+                .map(|(name, path)| (name.clone(), store_dir.join(path.base_name())))
+                .collect();
+            let build = Builtin {
+                store: self,
+                drv_path,
+                drv,
+                outputs,
+            };
+            self.builders().run(&build)?;
         } else {
             check_platform(drv_path, drv)?;
             let network = drv.fixed_output().is_some();
@@ -346,108 +360,6 @@ fn check_platform(drv_path: &StorePath, drv: &Derivation) -> Result<()> {
     Ok(())
 }
 
-/// Builders rixos runs itself, outside the sandbox, as Nix does: their results are checked all the same.
-fn run_builtin(
-    store: &LocalStore,
-    drv_path: &StorePath,
-    drv: &Derivation,
-    outputs: &BTreeMap<String, StorePath>,
-    store_dir: &Path,
-    real: &dyn Fn(&str) -> PathBuf,
-) -> Result<()> {
-    if drv.builder == "builtin:unpack-deb" {
-        let targets = outputs
-            .iter()
-            .map(|(name, path)| (name.clone(), store_dir.join(path.base_name())))
-            .collect();
-        return crate::pkgs::unpack::build(drv, &targets, real).with_context(|| format!("building {drv_path}"));
-    }
-    let out = outputs
-        .get("out")
-        .with_context(|| format!("{drv_path}: {} needs an output 'out'", drv.builder))?;
-    match drv.builder.as_str() {
-        "builtin:buildenv" => {
-            let target = store_dir.join(out.base_name());
-            let packages = super::buildenv::parse_packages(drv.env.get("derivations").map_or("", String::as_str))?;
-            super::buildenv::build_profile(&target, packages, real).with_context(|| format!("building {drv_path}"))?;
-            if let Some(manifest) = drv.env.get("manifest").filter(|m| !m.is_empty()) {
-                std::os::unix::fs::symlink(manifest, target.join("manifest.nix"))?;
-            }
-            Ok(())
-        }
-        "builtin:write" => {
-            // A file holding `text` (configuration files and scripts that name other store paths).
-            let target = store_dir.join(out.base_name());
-            fs::write(&target, drv.env.get("text").map_or("", String::as_str))?;
-            if drv.env.get("executable").is_some_and(|v| v == "1") {
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
-            }
-            Ok(())
-        }
-        "builtin:linkfarm" => {
-            // A directory of symlinks: one `PATH<TAB>TARGET` line each in `links` (the system's etc and toplevel).
-            let target = store_dir.join(out.base_name());
-            fs::create_dir(&target)?;
-            for line in drv
-                .env
-                .get("links")
-                .map_or("", String::as_str)
-                .lines()
-                .filter(|l| !l.is_empty())
-            {
-                let (rel, to) = line
-                    .split_once('\t')
-                    .with_context(|| format!("{drv_path}: link line {line:?} is not PATH<TAB>TARGET"))?;
-                let rel = Path::new(rel);
-                if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-                    bail!("{drv_path}: link path {} must be relative, without '..'", rel.display());
-                }
-                let link = target.join(rel);
-                if let Some(parent) = link.parent() {
-                    fs::create_dir_all(parent)?;
-                }
-                std::os::unix::fs::symlink(to, &link)
-                    .with_context(|| format!("{drv_path}: linking {} to {to}", rel.display()))?;
-            }
-            Ok(())
-        }
-        "builtin:initrd" => crate::boot::initrd::build(drv, &store_dir.join(out.base_name()), real)
-            .with_context(|| format!("building {drv_path}")),
-        "builtin:iso-image" => crate::image::live_iso::build(drv, &store_dir.join(out.base_name()), store, real)
-            .with_context(|| format!("building {drv_path}")),
-        "builtin:unit-tree" => crate::system::units::build(drv, &store_dir.join(out.base_name()), real)
-            .with_context(|| format!("building {drv_path}")),
-        "builtin:closure-info" => super::registration::build_closure_info(drv, &store_dir.join(out.base_name()), store)
-            .with_context(|| format!("building {drv_path}")),
-        "builtin:fetchurl" => {
-            let out = outputs
-                .get("out")
-                .with_context(|| format!("{drv_path}: builtin:fetchurl needs an output 'out'"))?;
-            if drv.fixed_output().is_none() {
-                bail!("{drv_path}: builtin:fetchurl is only allowed in fixed-output derivations");
-            }
-            if drv.env.get("unpack").is_some_and(|v| v == "1") {
-                bail!("{drv_path}: builtin:fetchurl with unpack = true is not supported yet");
-            }
-            let url = drv
-                .env
-                .get("url")
-                .with_context(|| format!("{drv_path}: builtin:fetchurl needs 'url'"))?;
-            let target = store_dir.join(out.base_name());
-            fetch_url(url, &target).with_context(|| format!("downloading {url} for {drv_path}"))?;
-            if drv.env.get("executable").is_some_and(|v| v == "1") {
-                fs::set_permissions(&target, fs::Permissions::from_mode(0o755))?;
-            }
-            Ok(())
-        }
-        other => {
-            bail!(
-                "{drv_path}: unknown built-in builder {other:?} (rixos knows builtin:fetchurl, builtin:buildenv, builtin:linkfarm, builtin:write, builtin:initrd, builtin:unit-tree, builtin:iso-image and builtin:unpack-deb)"
-            )
-        }
-    }
-}
-
 /// Attempts at a download before giving up, and the pause before the first retry (doubled each time).
 const FETCH_ATTEMPTS: u32 = 4;
 const FETCH_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);
@@ -533,7 +445,7 @@ fn log_tail(log: &Path) -> String {
 /// file now at the path instead.
 pub(crate) struct PathLock {
     path: PathBuf,
-    _file: File,
+    _file: nix::fcntl::Flock<File>,
 }
 
 impl PathLock {
@@ -545,10 +457,9 @@ impl PathLock {
                 .write(true)
                 .open(path)
                 .with_context(|| format!("opening the lock {}", path.display()))?;
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
-                return Err(std::io::Error::last_os_error()).with_context(|| format!("locking {}", path.display()));
-            }
+            let file = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, errno)| std::io::Error::from(errno))
+                .with_context(|| format!("locking {}", path.display()))?;
             let links = file
                 .metadata()
                 .with_context(|| format!("reading the lock {}", path.display()))?
@@ -745,9 +656,10 @@ impl Sandbox {
             .collect::<Result<_>>()?;
         let root = c(&self.root)?;
         let proc_dir = c(&self.root.join("proc"))?;
-        let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        let mut flags =
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
         if !network {
-            flags |= libc::CLONE_NEWNET;
+            flags |= CloneFlags::CLONE_NEWNET;
         }
         let mut command = Command::new(builder);
         command.args(args).env_clear().envs(env).stdin(Stdio::null());
@@ -796,78 +708,64 @@ fn echo_lines(reader: std::io::PipeReader, mut log: File, prefix: &str) -> Resul
     }
 }
 
-fn check(rc: libc::c_int) -> std::io::Result<()> {
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Runs in the forked child before exec. New namespaces, then a second fork so the builder is PID 1 of its PID
 /// namespace (the first child only waits and passes the exit status on), then mounts, chroot and the build uid.
+/// Only async-signal-safe calls: nix's wrappers take the C strings prepared before the fork as they are.
 fn enter_sandbox(
-    flags: libc::c_int,
+    flags: CloneFlags,
     binds: &[(CString, CString, bool)],
     root: &CString,
     proc_dir: &CString,
 ) -> std::io::Result<()> {
-    // SAFETY: raw system calls with valid, NUL-terminated arguments prepared before fork.
-    unsafe {
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
-        check(libc::unshare(flags))?;
-        let pid = libc::fork();
-        check(pid)?;
-        if pid > 0 {
-            let mut status = 0;
-            while libc::waitpid(pid, &mut status, 0) < 0 {
-                if *libc::__errno_location() != libc::EINTR {
-                    libc::_exit(127);
-                }
+    use nix::mount::{MsFlags, mount};
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, Gid, Uid};
+    const NONE: Option<&CStr> = None;
+
+    set_pdeathsig(Signal::SIGKILL)?;
+    nix::sched::unshare(flags)?;
+    // SAFETY: this process is the single-threaded child of a fork; the parent below only waits and exits.
+    if let ForkResult::Parent { child } = unsafe { nix::unistd::fork() }? {
+        let code = loop {
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => break code,
+                Ok(WaitStatus::Signaled(_, signal, _)) => break 128 + signal as i32,
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break 127,
             }
-            let code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            };
-            libc::_exit(code);
-        }
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
-        let none = std::ptr::null();
-        check(libc::mount(
-            none,
-            c"/".as_ptr(),
-            none,
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        for (source, target, read_only) in binds {
-            check(libc::mount(
-                source.as_ptr(),
-                target.as_ptr(),
-                none,
-                libc::MS_BIND | libc::MS_REC,
-                std::ptr::null(),
-            ))?;
-            if *read_only {
-                let remount = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC;
-                check(libc::mount(none, target.as_ptr(), none, remount, std::ptr::null()))?;
-            }
-        }
-        check(libc::mount(
-            c"proc".as_ptr(),
-            proc_dir.as_ptr(),
-            c"proc".as_ptr(),
-            0,
-            std::ptr::null(),
-        ))?;
-        check(libc::sethostname(c"localhost".as_ptr(), 9))?;
-        check(libc::chroot(root.as_ptr()))?;
-        check(libc::chdir(c"/build".as_ptr()))?;
-        check(libc::setgroups(0, std::ptr::null()))?;
-        check(libc::setgid(BUILD_GID))?;
-        check(libc::setuid(BUILD_UID))?;
+        };
+        // SAFETY: _exit ends the process without running atexit handlers, as a forked child must (nix has no
+        // wrapper for it).
+        unsafe { nix::libc::_exit(code) };
     }
+    set_pdeathsig(Signal::SIGKILL)?;
+    mount(NONE, c"/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)?;
+    for (source, target, read_only) in binds {
+        mount(
+            Some(source.as_c_str()),
+            target.as_c_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )?;
+        if *read_only {
+            let remount = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC;
+            mount(NONE, target.as_c_str(), NONE, remount, NONE)?;
+        }
+    }
+    mount(
+        Some(c"proc"),
+        proc_dir.as_c_str(),
+        Some(c"proc"),
+        MsFlags::empty(),
+        NONE,
+    )?;
+    nix::unistd::sethostname("localhost")?;
+    nix::unistd::chroot(root.as_c_str())?;
+    nix::unistd::chdir(c"/build")?;
+    nix::unistd::setgroups(&[])?;
+    nix::unistd::setgid(Gid::from_raw(BUILD_GID))?;
+    nix::unistd::setuid(Uid::from_raw(BUILD_UID))?;
     Ok(())
 }
 

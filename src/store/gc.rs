@@ -448,14 +448,8 @@ const SYSTEM_ROOTS: [&str; 2] = ["run/current-system", "run/booted-system"];
 
 /// Whether `dir` is on a file system mounted read-only.
 fn is_read_only(dir: &Path) -> bool {
-    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statvfs writes into the zeroed struct we pass; the path is NUL-terminated.
-    unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        libc::statvfs(c_dir.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_RDONLY != 0
-    }
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    statvfs(dir).is_ok_and(|st| st.flags().contains(FsFlags::ST_RDONLY))
 }
 
 /// True while another process holds the lock of a path being built (see `build.rs`'s `PathLock`). A lock
@@ -464,11 +458,10 @@ fn remove_lock_unless_held(lock: &Path) -> bool {
     let Ok(file) = fs::File::open(lock) else {
         return false;
     };
-    // SAFETY: flock on a descriptor we own; the lock, if taken, goes with the file.
-    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // The lock, if taken, goes with the file.
+    let Ok(_held) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) else {
         return true;
-    }
+    };
     let _ = fs::remove_file(lock);
     false
 }

@@ -15,10 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use super::builtin::Builders;
 use super::db::{Database, PathInfo};
 use super::hash::{hex, nix32_encode};
 use super::nar::{self, remove_tree};
 use super::path::{STORE_DIR, StorePath, source_path};
+use super::resolve::resolve_with;
 
 /// Where the store lives on a host that is not a rixos system (DESIGN.md): never the host's own /nix.
 pub const DEFAULT_ROOT: &str = "/var/lib/rixos/root";
@@ -31,6 +33,8 @@ pub struct LocalStore {
     db: Database,
     /// Print only errors (no "building ..." lines).
     pub quiet: bool,
+    /// The builtin builders realising can run: the store's own unless the layers above add theirs.
+    builders: Builders,
 }
 
 impl LocalStore {
@@ -50,6 +54,7 @@ impl LocalStore {
             root: root.to_path_buf(),
             db,
             quiet: crate::verbosity::quiet(),
+            builders: Builders::store(),
         };
         store.remove_entries_of_dead_processes(&store.store_dir(), |name| {
             name.strip_prefix(STAGING_PREFIX)
@@ -86,10 +91,22 @@ impl LocalStore {
 
     /// Where a logical path (`/nix/store/<name>/...`) is on disk.
     pub fn real_path_of(&self, logical: &str) -> PathBuf {
-        match logical.strip_prefix(STORE_DIR) {
-            Some(rest) => self.store_dir().join(rest.trim_start_matches('/')),
-            None => PathBuf::from(logical),
-        }
+        super::resolve::real_under(&self.root, logical)
+    }
+
+    /// The file a logical path (`/nix/store/<name>/...`) names, its links followed step by step inside this
+    /// store as they would resolve on the machine the store belongs to.
+    pub fn resolve(&self, logical: &str) -> Result<PathBuf> {
+        resolve_with(logical, &|p| self.real_path_of(p))
+    }
+
+    /// Lets realising run `builders` (the store's own and those of the layers above).
+    pub fn set_builders(&mut self, builders: Builders) {
+        self.builders = builders;
+    }
+
+    pub(crate) fn builders(&self) -> &Builders {
+        &self.builders
     }
 
     /// The physical store directory, `ROOT/nix/store`.
@@ -374,33 +391,17 @@ pub fn canonicalise(path: &Path) -> Result<()> {
 }
 
 fn set_symlink_mtime(path: &Path, time: std::time::SystemTime) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as libc::time_t;
-    let times = [
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: 0,
-        },
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: 0,
-        },
-    ];
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: valid C string and a two-element timespec array, as utimensat requires.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c_path.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let when = nix::sys::time::TimeSpec::new(secs as nix::libc::time_t, 0);
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &when,
+        &when,
+        UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

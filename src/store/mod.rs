@@ -4,6 +4,7 @@
 //! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
 
 pub mod build;
+pub mod builtin;
 pub mod buildenv;
 pub mod db;
 pub mod derivation;
@@ -14,3 +15,4 @@ pub mod nar;
 pub mod path;
 pub mod profile;
 pub mod registration;
+pub mod resolve;

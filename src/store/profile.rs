@@ -245,15 +245,17 @@ mod tests {
     }
 
     fn set_created(link: &Path, when: SystemTime) {
-        let secs = when.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as libc::time_t;
-        let times = [libc::timespec {
-            tv_sec: secs,
-            tv_nsec: 0,
-        }; 2];
-        let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
-        // SAFETY: valid path and timespec array.
-        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-        assert_eq!(rc, 0);
+        use nix::sys::stat::{UtimensatFlags, utimensat};
+        let secs = when.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let time = nix::sys::time::TimeSpec::new(secs as nix::libc::time_t, 0);
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            link,
+            &time,
+            &time,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
     }
 
     #[test]

@@ -2,3 +2,8 @@
 //! configuration (`units.rs`). Knows nothing of the Nix language or of disks.
 
 pub mod units;
+
+/// The system layer's builtin builders, for the store to run.
+pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
+    builders.add("builtin:unit-tree", |b| units::build(b.drv, b.out()?, &|p| b.real(p)));
+}

@@ -7,6 +7,11 @@ let
   cfg = config.virtualisation;
   host = config.networking.hostName;
   top = config.system.build.toplevel;
+  # Files, not links: the script runs on the host, where the store may live under another root than / and a
+  # link inside it (naming /nix/store) would lead outside.
+  kernel = config.system.build.kernelFile;
+  initrd = config.system.build.initrdFile;
+  kernelParams = lib.concatStringsSep " " config.boot.kernelParams;
   # The closure's database records: the guest sees the host's store but not its database, so the run script
   # names these on the kernel command line (`regInfo=`, as NixOS's VMs do) and activation loads them.
   regInfo = derivation { name = "closure-info"; system = "x86_64-linux"; builder = "builtin:closure-info"; rootPaths = "${top}"; };
@@ -18,15 +23,6 @@ let
     self=$(readlink -f "$0")
     root=''${self%/nix/store/*}
     store="$root/nix/store"
-    # A store path as a file on this host: links inside the store name /nix/store, not "$root/nix/store".
-    real() {
-      local p=$1 t
-      while [ -L "$root$p" ]; do
-        t=$(readlink "$root$p")
-        case $t in /*) p=$t ;; *) p=$(dirname "$p")/$t ;; esac
-      done
-      echo "$root$p"
-    }
     disk=''${RIXOS_DISK_IMAGE:-./${host}.img}
     command -v "''${RIXOS_QEMU:-qemu-system-x86_64}" >/dev/null || { echo "run-${host}-vm: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)" >&2; exit 1; }
     if [ ! -e "$disk" ]; then
@@ -40,7 +36,7 @@ let
     # decides that once per boot of the host by booting this system's kernel to a marker.
     rixos=''${RIXOS:-rixos}
     if command -v "$rixos" >/dev/null; then
-      args=$("$rixos" qemu-accel --qemu-args --kernel "$(real ${top}/kernel)")
+      args=$("$rixos" qemu-accel --qemu-args --kernel "$root${kernel}")
       read -ra accel <<<"$args"
     elif [ "''${RIXOS_QEMU_ACCEL:-}" = kvm ]; then
       accel=(-accel kvm -cpu host)
@@ -50,8 +46,8 @@ let
     fi
     exec "''${RIXOS_QEMU:-qemu-system-x86_64}" -name "rixos-vm-${host}" -machine q35 "''${accel[@]}" \
       -m ${toString cfg.memorySize} -smp ${toString cfg.cores} \
-      -kernel "$(real ${top}/kernel)" -initrd "$(real ${top}/initrd)" \
-      -append "$(cat "$(real ${top}/kernel-params)") init=${top}/init regInfo=${regInfo}/registration ''${QEMU_KERNEL_PARAMS:-}" \
+      -kernel "$root${kernel}" -initrd "$root${initrd}" \
+      -append ${lib.escapeShellArg kernelParams}" init=${top}/init regInfo=${regInfo}/registration ''${QEMU_KERNEL_PARAMS:-}" \
       -drive "file=$disk,if=virtio,format=raw" \
       -virtfs "local,path=$store,security_model=none,mount_tag=store,readonly=on" \
       -netdev "user,id=net0''${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" -device virtio-net-pci,netdev=net0 \

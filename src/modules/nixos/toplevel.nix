@@ -22,6 +22,9 @@ let
   };
   inherit (config.system.build) activate init initrd;
   kernel = config.boot.kernelPackages.kernel;
+  # The files themselves (no link to follow), for what boots the system from outside: VM run scripts, images.
+  kernelFile = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}";
+  initrdFile = "${initrd}/initrd";
   failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   checked = x:
     if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
@@ -29,16 +32,16 @@ let
 in
 {
   config.system.build = {
-    inherit etc sw;
+    inherit etc sw kernelFile initrdFile;
     toplevel = checked (linkfarm "${config.system.name}-system-${config.networking.hostName}" [
       { path = "etc"; target = "${etc}/"; }
       { path = "sw"; target = "${sw}"; }
       { path = "activate"; target = activate; }
       { path = "init"; target = init; }
       { path = "rixos-version"; target = builtins.toFile "rixos-version" "${config.system.name} ${config.system.stateVersion}"; }
-      { path = "kernel"; target = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}"; }
+      { path = "kernel"; target = kernelFile; }
       { path = "kernel-modules"; target = "${config.boot.modulesTree}/lib/modules"; }
-      { path = "initrd"; target = "${initrd}/initrd"; }
+      { path = "initrd"; target = initrdFile; }
       { path = "systemd"; target = "${config.systemd.package}"; }
       { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
       { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
