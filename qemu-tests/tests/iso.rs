@@ -186,6 +186,17 @@ fn it_boots_from_cd_and_usb_stick_with_bios_and_uefi() {
             m.kill().unwrap();
             continue;
         }
+        // The medium's store is registered in the live system's database, which rixos uses by default there.
+        assert_eq!(
+            run(&mut m, "rixos store verify 2>&1; echo status=$?"),
+            "status=0",
+            "the live store verifies"
+        );
+        let closure = run(&mut m, "rixos store query --requisites /run/current-system | wc -l");
+        assert!(
+            closure.parse::<u32>().unwrap_or(0) > 100,
+            "the live system's closure is registered: {closure}"
+        );
         // Shutting down is clean: systemd leaves the store and the medium (which it runs from) to its last
         // step, and poweroff does not look for logind.
         m.send_line("poweroff").unwrap();

@@ -11,8 +11,8 @@ use super::image_write;
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Build an image of a configuration (the minimal live ISO by default); link the output directory, which
-    /// holds `<name>.iso` and `<name>.iso.sha256`.
+    /// Build an image of a configuration (the minimal live ISO, or the system installed on a disk); link the
+    /// output directory, which holds the image (`<name>.iso`, `.img` or `.qcow2`) and its `.sha256`.
     Build(ImageBuildArgs),
     /// Write an image onto a USB stick or disk, refusing disks in use, and verify it.
     Write(image_write::ImageWriteArgs),
@@ -22,13 +22,17 @@ pub enum ImageCommand {
 pub enum ImageFormat {
     /// A hybrid live ISO (BIOS and UEFI, CD and USB stick) with a console system.
     IsoMinimal,
+    /// A raw disk image of the system installed (BIOS and UEFI): `<name>.img`.
+    Raw,
+    /// The same disk as a qcow2 file: `<name>.qcow2`.
+    Qcow2,
 }
 
 #[derive(Debug, Args)]
 pub struct ImageBuildArgs {
     #[arg(long, value_enum)]
     pub format: ImageFormat,
-    /// The configuration (default: the format's own, images/iso-minimal.nix).
+    /// The configuration (default: the format's own, images/iso-minimal.nix or images/raw.nix).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where to link the output directory.
@@ -49,18 +53,42 @@ impl ImageCommand {
 }
 
 fn build_image(root: &Path, args: &ImageBuildArgs) -> Result<()> {
-    let ImageFormat::IsoMinimal = args.format;
-    // A user's configuration becomes a live ISO by adding the ISO module; without one, the format's own.
-    let (configuration, extra): (_, &[&str]) = match &args.config {
-        Some(config) => (Configuration::File(config), &["<rixos/nixos/iso-image.nix>"]),
-        None => (Configuration::Builtin("<rixos/images/iso-minimal.nix>"), &[]),
+    // A user's configuration becomes an image by adding the format's module; without one, the format's own
+    // configuration (which imports that module).
+    let (module, default, attr) = match args.format {
+        ImageFormat::IsoMinimal => (
+            "<rixos/nixos/iso-image.nix>",
+            "<rixos/images/iso-minimal.nix>",
+            "isoImage",
+        ),
+        ImageFormat::Raw => ("<rixos/nixos/disk-image.nix>", "<rixos/images/raw.nix>", "rawImage"),
+        ImageFormat::Qcow2 => ("<rixos/nixos/disk-image.nix>", "<rixos/images/raw.nix>", "qcow2Image"),
     };
+    let mut extra: Vec<String> = Vec::new();
+    let configuration = match &args.config {
+        Some(config) => {
+            extra.push(module.to_string());
+            Configuration::File(config)
+        }
+        None if args.format == ImageFormat::IsoMinimal => Configuration::Builtin(default),
+        None => {
+            extra.push(module.to_string());
+            Configuration::Builtin(default)
+        }
+    };
+    if module.ends_with("disk-image.nix>") {
+        // The installed machine gets the channels this build used, so it rebuilds from the same package set.
+        if let Some(channels) = channels_generation(root)? {
+            extra.push(format!("{{ image.channel = \"{channels}\"; }}"));
+        }
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let built = build_system(
         root,
         &SystemBuild {
             configuration,
-            extra_modules: extra,
-            attr: "isoImage",
+            extra_modules: &extra,
+            attr,
             out_link: args.out.clone(),
             show_trace: args.show_trace,
         },
@@ -79,4 +107,30 @@ fn build_image(root: &Path, args: &ImageBuildArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The store path of the current channels generation (`profiles/per-user/root/channels`), if there is one.
+fn channels_generation(root: &Path) -> Result<Option<String>> {
+    let profile = crate::pkgs::channel::Channels::new(root).profile();
+    let Ok(generation) = std::fs::read_link(profile.path()) else {
+        return Ok(None);
+    };
+    let generation = profile
+        .path()
+        .parent()
+        .expect("a profile lives in a directory")
+        .join(generation);
+    let target = std::fs::read_link(&generation).with_context(|| format!("reading {}", generation.display()))?;
+    let name = target.file_name().with_context(|| {
+        format!(
+            "{} points at {}, not a store path",
+            generation.display(),
+            target.display()
+        )
+    })?;
+    Ok(Some(format!(
+        "{}/{}",
+        crate::store::path::STORE_DIR,
+        name.to_string_lossy()
+    )))
 }

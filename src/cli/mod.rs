@@ -26,9 +26,10 @@ pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Physical root of the store: contents in ROOT/nix/store, state in ROOT/nix/var/nix.
-    #[arg(long, global = true, env = "RIXOS_STORE", value_name = "ROOT", default_value = crate::store::local::DEFAULT_ROOT)]
-    pub store: std::path::PathBuf,
+    /// Physical root of the store: contents in ROOT/nix/store, state in ROOT/nix/var/nix. Default: / on a
+    /// booted rixos system (its own store), else /var/lib/rixos/root.
+    #[arg(long, global = true, env = "RIXOS_STORE", value_name = "ROOT")]
+    pub store: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,15 +63,16 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::verbosity::set(crate::verbosity::Verbosity::from_flags(cli.quiet, cli.verbose));
+    let store = cli.store.clone().unwrap_or_else(crate::store::local::default_root);
     let result = match cli.command {
-        Command::Store(command) => command.run(&cli.store),
-        Command::Gc(args) => gc::run(&cli.store, &args),
-        Command::Channel(args) => channel::run(&cli.store, &args),
-        Command::System(command) => command.run(&cli.store),
-        Command::Image(command) => command.run(&cli.store),
-        Command::Options(args) => options::run(&cli.store, &args),
-        Command::Instantiate(args) => instantiate::instantiate(&cli.store, &args),
-        Command::Build(args) => instantiate::build(&cli.store, &args),
+        Command::Store(command) => command.run(&store),
+        Command::Gc(args) => gc::run(&store, &args),
+        Command::Channel(args) => channel::run(&store, &args),
+        Command::System(command) => command.run(&store),
+        Command::Image(command) => command.run(&store),
+        Command::Options(args) => options::run(&store, &args),
+        Command::Instantiate(args) => instantiate::instantiate(&store, &args),
+        Command::Build(args) => instantiate::build(&store, &args),
         Command::QemuAccel(args) => qemu_accel::run(&args),
     };
     match result {

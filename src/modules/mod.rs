@@ -42,6 +42,9 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/login.nix", include_str!("nixos/login.nix")),
     ("rixos/nixos/qemu-vm.nix", include_str!("nixos/qemu-vm.nix")),
     ("rixos/nixos/iso-image.nix", include_str!("nixos/iso-image.nix")),
+    ("rixos/nixos/disk-image.nix", include_str!("nixos/disk-image.nix")),
+    ("rixos/nixos/grow-partition.nix", include_str!("nixos/grow-partition.nix")),
+    ("rixos/images/raw.nix", include_str!("../../images/raw.nix")),
     (
         "rixos/images/iso-minimal.nix",
         include_str!("../../images/iso-minimal.nix"),

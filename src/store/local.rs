@@ -25,6 +25,13 @@ use super::resolve::resolve_with;
 /// Where the store lives on a host that is not a rixos system (DESIGN.md): never the host's own /nix.
 pub const DEFAULT_ROOT: &str = "/var/lib/rixos/root";
 
+/// The store a command uses without `--store`: on a booted rixos system (it has `/run/current-system` and a
+/// store database at `/nix/var/nix/db`) the system's own, `/`; elsewhere `/var/lib/rixos/root`.
+pub fn default_root() -> PathBuf {
+    let own = Path::new("/run/current-system").exists() && Path::new("/nix/var/nix/db/db.sqlite").exists();
+    PathBuf::from(if own { "/" } else { DEFAULT_ROOT })
+}
+
 const STAGING_PREFIX: &str = ".rixos-staging-";
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 

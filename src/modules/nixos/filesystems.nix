@@ -21,6 +21,7 @@ in
       options.label = mkOption { type = types.nullOr types.str; default = null; description = "The file system label, instead of a device."; };
       options.fsType = mkOption { type = types.str; default = "auto"; description = "The file system type."; };
       options.options = mkOption { type = types.listOf types.str; default = [ "defaults" ]; description = "Mount options."; };
+      options.autoResize = mkOption { type = types.bool; default = false; description = "Whether the file system grows to fill its partition at boot (systemd-growfs, online: ext4, btrfs, xfs), as on images written to a larger disk."; };
       options.neededForBoot = mkOption { type = types.bool; default = false; description = "Whether stage 1 mounts it (always so for /, /nix, /nix/store, /var, /etc, /usr and some others); the others are mounted by systemd from /etc/fstab."; };
     }));
     default = { };

@@ -61,6 +61,17 @@ in
       "xhci_pci" "xhci_hcd" "ehci_pci" "ohci_pci" "uhci_hcd" "nvme" "virtio_pci" "virtio_blk" "virtio_scsi"
       "mmc_block" "sdhci_pci" "vfat" "nls_cp437" "nls_iso8859_1"
     ];
+    # The medium's store registered in the live system's own database (NixOS's stage 2 does the same with
+    # nix-store --load-db), so `rixos` on the live system (its default store is /) knows what it holds.
+    system.activationScripts.registerStore = {
+      deps = [ "specialfs" ];
+      text = ''
+        if [ -e /nix/store/nix-path-registration ] && [ ! -e /nix/var/nix/db/db.sqlite ]; then
+          ${pkgs.rixos}/bin/rixos --store / -q store load-db < /nix/store/nix-path-registration \
+            || echo "activation: registering the live medium's store paths failed" >&2
+        fi
+      '';
+    };
     system.build.isoImage = derivation {
       name = cfg.isoName;
       system = "x86_64-linux";

@@ -2,6 +2,7 @@
   ./misc.nix
   ./boot.nix
   ./filesystems.nix
+  ./grow-partition.nix
   ./networking.nix
   ./firewall.nix
   ./locale.nix
