@@ -7,6 +7,7 @@
 pub mod cpio;
 pub mod initrd;
 pub mod kmod;
+pub mod loader;
 
 /// rixos' stage-1 init (`stage1/`), a static executable compiled by `build.rs`; initrds carry it as `/init`.
 pub const STAGE1_INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rixos-stage1"));
