@@ -2,7 +2,6 @@
 //! before the read-back, which is compared block by block and as a whole with what was written.
 
 use std::fs::File;
-use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -20,8 +19,8 @@ use crate::store::hash::hex;
 /// before the read-back, so tests (and the VM tests) can see verification fail. Never set it otherwise.
 pub const CORRUPT_AT_ENV: &str = "RIXOS_WRITE_CORRUPT_AT";
 
-// linux/fs.h
-const BLKFLSBUF: u64 = 0x1261;
+// BLKFLSBUF: flush the block device's buffers (linux/fs.h, _IO(0x12, 97)).
+nix::ioctl_none!(blk_flsbuf, 0x12, 97);
 
 /// Block devices are synced every this many bytes while writing, so the progress shown is what reached the
 /// device rather than what the page cache took (a USB stick is much slower than RAM).
@@ -169,12 +168,14 @@ fn corrupt_one_byte(target: &File, offset: u64, written: u64, shown: &str) -> Re
 fn drop_cached_pages(target: &File, block: bool, shown: &str) {
     let fd = target.as_raw_fd();
     // SAFETY: BLKFLSBUF takes no argument; fd is open for the whole call.
-    if block && unsafe { libc::ioctl(fd, BLKFLSBUF as _, 0) } != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = if block {
+        unsafe { blk_flsbuf(fd) }.map(drop)
+    } else {
+        Ok(())
+    } {
         eprintln!("note: could not flush the buffers of {shown} ({e}); the read-back may partly come from the cache");
     }
-    // SAFETY: plain system call on an open descriptor.
-    unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let _ = nix::fcntl::posix_fadvise(target, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
 }
 
 /// The offset of the first byte in `got` (read back at `offset`) that differs from the image.

@@ -13,8 +13,8 @@ use super::checks::Refusal;
 use super::image_file::Image;
 use super::system_view::split_devno;
 
-// linux/fs.h
-const BLKGETSIZE64: u64 = 0x8008_1272;
+// BLKGETSIZE64: the device's size in bytes (linux/fs.h, _IOR(0x12, 114, size_t)).
+nix::ioctl_read!(blk_get_size64, 0x12, 114, u64);
 
 /// Where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,9 +103,9 @@ pub(super) fn open_block_device(path: &Path, devno: (u32, u32), name: &str, imag
     }
     let mut size = 0u64;
     // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which points at `size`.
-    if unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64 as _, &mut size as *mut u64) } != 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("asking {device} for its size"));
-    }
+    unsafe { blk_get_size64(file.as_raw_fd(), &mut size) }
+        .map_err(io::Error::from)
+        .with_context(|| format!("asking {device} for its size"))?;
     if size < image_size {
         return Err(Refusal::TooSmall {
             device,
