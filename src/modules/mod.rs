@@ -20,6 +20,8 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/module-list.nix", include_str!("nixos/module-list.nix")),
     ("rixos/nixos/misc.nix", include_str!("nixos/misc.nix")),
     ("rixos/nixos/boot.nix", include_str!("nixos/boot.nix")),
+    ("rixos/nixos/grub.nix", include_str!("nixos/grub.nix")),
+    ("rixos/nixos/systemd-boot.nix", include_str!("nixos/systemd-boot.nix")),
     ("rixos/nixos/filesystems.nix", include_str!("nixos/filesystems.nix")),
     ("rixos/nixos/networking.nix", include_str!("nixos/networking.nix")),
     ("rixos/nixos/firewall.nix", include_str!("nixos/firewall.nix")),

@@ -20,7 +20,14 @@
   boot.loader.grub.device = "/dev/vda";
   boot.loader.grub.devices = [ "/dev/vdb" ];
   boot.loader.grub.efiSupport = true;
+  boot.loader.grub.efiInstallAsRemovable = false;
+  boot.loader.grub.configurationLimit = 10;
+  boot.loader.grub.extraConfig = "serial --unit=0 --speed=115200";
+  boot.loader.grub.extraEntries = "menuentry 'Firmware setup' { fwsetup }";
+  boot.loader.timeout = 3;
   boot.loader.systemd-boot.enable = false;
+  boot.loader.systemd-boot.configurationLimit = 5;
+  boot.loader.systemd-boot.editor = false;
   boot.loader.efi.canTouchEfiVariables = true;
   boot.loader.efi.efiSysMountPoint = "/boot/efi";
 

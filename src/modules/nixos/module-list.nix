@@ -1,6 +1,8 @@
 [
   ./misc.nix
   ./boot.nix
+  ./grub.nix
+  ./systemd-boot.nix
   ./filesystems.nix
   ./grow-partition.nix
   ./networking.nix

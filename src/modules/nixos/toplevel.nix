@@ -25,6 +25,18 @@ let
   # The files themselves (no link to follow), for what boots the system from outside: VM run scripts, images.
   kernelFile = "${kernel}/boot/vmlinuz-${lib.removePrefix "linux-image-" kernel.pname}";
   initrdFile = "${initrd}/initrd";
+  # A bootspec (RFC 0125) for the bootloaders (src/boot/loader), with the loader's settings as "rixos.loader".
+  # No "toplevel" or "init": the toplevel cannot name itself; init is `<toplevel>/init`.
+  bootJson = lib.writeText "boot.json" (builtins.toJSON {
+    "org.nixos.bootspec.v1" = {
+      system = "x86_64-linux";
+      kernel = kernelFile;
+      initrd = initrdFile;
+      kernelParams = config.boot.kernelParams;
+      label = "rixos ${config.system.stateVersion} (Linux ${lib.removePrefix "linux-image-" kernel.pname})";
+    };
+    "rixos.loader" = config.system.build.bootLoader;
+  });
   failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   checked = x:
     if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
@@ -46,6 +58,7 @@ in
       { path = "kernel-params"; target = builtins.toFile "kernel-params" (lib.concatStringsSep " " config.boot.kernelParams); }
       { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
       { path = "stateVersion"; target = builtins.toFile "state-version" config.system.stateVersion; }
+      { path = "boot.json"; target = bootJson; }
     ]);
   };
 }
