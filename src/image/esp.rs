@@ -47,6 +47,8 @@ pub struct EspImage {
 }
 
 const MIB: u64 = 1 << 20;
+/// From this size on an ESP image is FAT32.
+pub const FAT32_FROM: u64 = 256 * MIB;
 
 /// Writes the FAT image `output` (replacing it) with `layout`'s files.
 pub fn build_esp(layout: &EspLayout, output: &Path) -> Result<EspImage> {
@@ -93,14 +95,16 @@ fn write_image(
         .with_context(|| format!("creating {}", tmp.display()))?;
     disk.set_len(size)?;
     let sectors = u32::try_from(size / 512).context("ESP image larger than FAT allows")?;
-    fatfs::format_volume(
-        &mut disk,
-        fatfs::FormatVolumeOptions::new()
-            .total_sectors(sectors)
-            .volume_id(volume_id)
-            .volume_label(label),
-    )
-    .context("formatting the FAT file system")?;
+    let mut options = fatfs::FormatVolumeOptions::new()
+        .total_sectors(sectors)
+        .volume_id(volume_id)
+        .volume_label(label);
+    // A disk's ESP (256 MiB or more) is FAT32, which UEFI requires of system partitions; small ones (the ISO's
+    // boot image) keep fatfs's choice by size.
+    if size >= FAT32_FROM {
+        options = options.fat_type(fatfs::FatType::Fat32);
+    }
+    fatfs::format_volume(&mut disk, options).context("formatting the FAT file system")?;
     disk.seek(SeekFrom::Start(0))?;
     {
         let options = fatfs::FsOptions::new()

@@ -274,7 +274,7 @@ fn gpt_disk_guid(layout: &IsoLayout, files: &BTreeMap<String, PathBuf>) -> Resul
     Ok(guid.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn sha256_file(path: &Path) -> Result<(String, u64)> {
+pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hash = Sha256::new();
     let mut buf = vec![0; 1 << 20];

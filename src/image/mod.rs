@@ -4,6 +4,8 @@
 //! - [`squashfs`]: a squashfs of a store closure (libsquashfs through a minimal hand-written binding), the
 //!   lower layer of a live system's `/nix/store`.
 //! - [`esp`]: a FAT image for the EFI system partition (the `fatfs` crate).
+//! - [`disk`]: `builtin:disk-image`, an installed system as a raw or qcow2 disk image (GPT, GRUB for BIOS,
+//!   the ESP, an ext4 root made by `mkfs.ext4 -d`).
 //! - [`iso`]: an ISO 9660 image with Rock Ridge and Joliet, El Torito boot for BIOS and UEFI, hybrid MBR/GPT so
 //!   the same file boots from a CD or a USB stick on both firmware kinds (libisoburn's xorriso, in-process
 //!   through the in-tree `xorriso-sys`), with a `sha256sum`-format checksum file beside it.
@@ -17,6 +19,7 @@
 //! This part knows nothing of the Nix language, evaluation or derivations: it is handed physical paths, store
 //! path names and bytes, and writes files. Choosing what goes into an image is the caller's business.
 
+pub mod disk;
 pub mod esp;
 pub mod iso;
 mod libsquashfs;
@@ -47,6 +50,7 @@ pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
     builders.add("builtin:iso-image", |b| {
         live_iso::build(b.drv, b.out()?, b.store, &|p| b.real(p))
     });
+    builders.add("builtin:disk-image", disk::build);
 }
 
 /// Fails loudly when a host tool a test needs is missing, naming the Debian package that provides it.
