@@ -66,7 +66,7 @@ let
   internalModule = {
     _file = "rixos/modules.nix";
     key = "rixos-internal-module";
-    options._module.args = lib.mkOption { type = types.attrsOf types.raw; default = { }; internal = true; description = "Arguments passed to every module."; };
+    options._module.args = lib.mkOption { type = types.lazyAttrsOf types.raw; default = { }; internal = true; description = "Arguments passed to every module."; };
     options._module.check = lib.mkOption { type = types.bool; default = true; internal = true; description = "Whether to check that every definition has an option."; };
   };
 

@@ -48,6 +48,19 @@ let
 
   # Each definition is checked against the type before merging; a mismatch names the option, the type, the
   # value and where it was defined.
+  # Whether a definition is there once its conditions are applied: `x.name = mkIf false v` (or `mkMerge [ ]`)
+  # defines no attribute `name`, as in NixOS (which drops names whose definitions all vanish).
+  present = v:
+    if isAttrs v && v ? _type then
+      if v._type == "if" then (if v.condition then present v.content else false)
+      else if v._type == "merge" then any present v.contents
+      else if v._type == "override" || v._type == "order" then present v.content
+      else true
+    else true;
+  # An attrsOf's definitions by attribute name, each name only if some definition of it is present.
+  definedNames = defs:
+    lib.filterAttrs (_: vs: any (d: present d.value) vs)
+      (zipAttrsWith (_: vs: vs) (map (d: mapAttrs (_: v: { inherit (d) file; pos = d.pos or null; value = v; }) d.value) defs));
   checked = type: loc: defs:
     let bad = filter (d: !type.check d.value) defs; in
     if bad != [ ] then
@@ -127,15 +140,21 @@ let
       description = "attribute set of ${elemType.description}";
       check = isAttrs;
       merge = loc: defs:
-        zipAttrsWith (n: vs: checked elemType (loc ++ [ n ]) vs)
-          (map (d: mapAttrs (_: v: { inherit (d) file; pos = d.pos or null; value = v; }) d.value) defs);
+        mapAttrs (n: vs: checked elemType (loc ++ [ n ]) vs) (definedNames defs);
       checkDefinitions = checkElements elemType (loc: defs:
-        lib.attrValues (zipAttrsWith (n: vs: elemType.checkDefinitions (loc ++ [ n ]) vs)
-          (map (d: mapAttrs (_: v: { inherit (d) file; pos = d.pos or null; value = v; }) d.value) (filter (d: isAttrs d.value) defs))));
+        lib.attrValues (mapAttrs (n: vs: elemType.checkDefinitions (loc ++ [ n ]) vs)
+          (definedNames (filter (d: isAttrs d.value) defs))));
       getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "<name>" ]);
       nestedTypes.elemType = elemType;
     };
-    lazyAttrsOf = attrsOf;
+    # Lazy in its names' conditions (a `mkIf false` value is an attribute whose use fails), as NixOS's: for sets
+    # whose definitions' conditions read the configuration that needs them, such as `_module.args`.
+    lazyAttrsOf = elemType: (attrsOf elemType) // {
+      name = "lazyAttrsOf";
+      merge = loc: defs:
+        zipAttrsWith (n: vs: checked elemType (loc ++ [ n ]) vs)
+          (map (d: mapAttrs (_: v: { inherit (d) file; pos = d.pos or null; value = v; }) d.value) defs);
+    };
     nullOr = elemType: mkOptionType {
       name = "nullOr";
       description = "null or ${elemType.description}";

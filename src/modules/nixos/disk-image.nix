@@ -58,6 +58,12 @@ in
     fileSystems."/" = lib.mkOverride 60 { device = "/dev/disk/by-label/rixos"; fsType = "ext4"; autoResize = true; };
     fileSystems."/boot" = lib.mkOverride 60 { device = "/dev/disk/by-label/ESP"; fsType = "vfat"; options = [ "umask=0077" ]; };
     boot.growPartition = lib.mkDefault true;
+    # One disk for both firmware kinds, as NixOS's hybrid images: GRUB's BIOS images go into the disk itself
+    # (its device as the booted machine sees it, for later installs), its EFI image to the removable path, which
+    # firmware without a boot entry for the disk finds.
+    boot.loader.grub.device = lib.mkDefault "/dev/vda";
+    boot.loader.grub.efiSupport = lib.mkDefault true;
+    boot.loader.grub.efiInstallAsRemovable = lib.mkDefault true;
     # Virtual and real disks alike: the drivers a disk image's root may sit behind.
     boot.initrd.availableKernelModules = [ "virtio_pci" "virtio_blk" "virtio_scsi" "ahci" "sd_mod" "nvme" "xen_blkfront" "hv_storvsc" ];
     system.build.rawImage = image "raw";

@@ -18,6 +18,6 @@ let inherit (lib) mkOption types; in
       default = { };
       description = "Shell fragments run when the system is activated (at boot and on switch).";
     };
-    system.build = mkOption { type = types.attrsOf types.unspecified; default = { }; internal = true; description = "What the system is made of, by name."; };
+    system.build = mkOption { type = types.lazyAttrsOf types.unspecified; default = { }; internal = true; description = "What the system is made of, by name."; };
   };
 }
