@@ -10,6 +10,8 @@ in
   networking.useDHCP = lib.mkDefault true;
   services.openssh.enable = lib.mkDefault true;
   services.openssh.settings.PermitRootLogin = lib.mkDefault "prohibit-password";
+  # Screen and serial console both (the last is /dev/console): clouds and headless VMs show only the serial one.
+  boot.kernelParams = [ "console=tty0" "console=ttyS0,115200n8" ];
   assertions = [{
     assertion = (root.hashedPassword != null && root.hashedPassword != "!") || root.initialHashedPassword != null
       || root.initialPassword != null || root.openssh.authorizedKeys.keys != [ ];

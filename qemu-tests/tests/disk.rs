@@ -1,0 +1,319 @@
+//! The default disk image (`rixos image build --format raw|qcow2`, images/raw.nix given a root key): built twice
+//! to the same bytes, its qcow2 the same disk, its store accepted by Nix 2.8, and booted from a virtio disk
+//! under SeaBIOS and OVMF (with GRUB, and with systemd-boot) to a login over ssh, where the installed system
+//! checks its own store, knows its generation, keeps what is written across a reboot and grows into a larger
+//! disk.
+//!
+//! Each machine boots a qcow2 overlay over the built image, so the image itself is never written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use qemu_harness::rixos::{Workspace, sha256_of};
+use qemu_harness::{Firmware, Machine, MediumKind};
+
+/// From QEMU's start to sshd answering, under TCG.
+const BOOT: Duration = Duration::from_secs(400);
+
+struct Built {
+    ws: Workspace,
+    key: PathBuf,
+    /// The raw image with GRUB, its qcow2, and the raw image with systemd-boot.
+    raw: PathBuf,
+    qcow2: PathBuf,
+    systemd_boot: PathBuf,
+    toplevel: String,
+}
+
+impl std::ops::Deref for Built {
+    type Target = Workspace;
+    fn deref(&self) -> &Workspace {
+        &self.ws
+    }
+}
+
+/// The one file of the image directory `link` ending in `.ext`, and its recorded sha256 (checked).
+fn image_in(link: &Path, ext: &str) -> (PathBuf, String) {
+    let image = std::fs::read_dir(link)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == ext))
+        .unwrap_or_else(|| panic!("{} holds no .{ext}", link.display()));
+    let recorded = std::fs::read_to_string(format!("{}.sha256", image.display())).unwrap();
+    let recorded = recorded.split_whitespace().next().unwrap().to_string();
+    assert_eq!(sha256_of(&image), recorded, "{} matches its .sha256", image.display());
+    (image, recorded)
+}
+
+/// The store path a result link points at, logically.
+fn store_path_of(link: &Path) -> String {
+    let target = std::fs::read_link(link).unwrap();
+    format!("/nix/store/{}", target.file_name().unwrap().to_string_lossy())
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ws = Workspace::new();
+        let key = ws.dir.join("key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client) is installed by scripts/setup");
+        assert!(status.success());
+        let public = std::fs::read_to_string(ws.dir.join("key.pub")).unwrap();
+        let config = |extra: &str| {
+            format!(
+                "{{ ... }}: {{\n  imports = [ <rixos/images/raw.nix> ];\n  \
+                 users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n{extra}}}\n",
+                public.trim()
+            )
+        };
+        std::fs::write(ws.dir.join("configuration.nix"), config("")).unwrap();
+        std::fs::write(
+            ws.dir.join("systemd-boot.nix"),
+            config("  boot.loader.grub.enable = false;\n  boot.loader.systemd-boot.enable = true;\n"),
+        )
+        .unwrap();
+
+        let build = |format: &str, config: &str, link: &str| {
+            let out = ws.rixos(&["image", "build", "--format", format, "-c", config, "-o", link]);
+            let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                printed.lines().count() == 2 && printed.lines().all(|l| l.starts_with(&format!("{link}/"))),
+                "image build printed {printed:?}"
+            );
+        };
+        build("raw", "configuration.nix", "result-raw");
+        let (_, sha256) = image_in(&ws.dir.join("result-raw"), "img");
+        // Same inputs, same bytes: delete the image's store path and build it again.
+        let image_path = store_path_of(&ws.dir.join("result-raw"));
+        std::fs::remove_file(ws.dir.join("result-raw")).unwrap();
+        ws.rixos(&["store", "delete", &image_path]);
+        build("raw", "configuration.nix", "result-raw");
+        let (raw, again) = image_in(&ws.dir.join("result-raw"), "img");
+        assert_eq!(again, sha256, "a second build gave another image");
+
+        build("qcow2", "configuration.nix", "result-qcow2");
+        let (qcow2, _) = image_in(&ws.dir.join("result-qcow2"), "qcow2");
+        build("raw", "systemd-boot.nix", "result-systemd-boot");
+        let (systemd_boot, _) = image_in(&ws.dir.join("result-systemd-boot"), "img");
+
+        // The system the image holds, as the configuration evaluates.
+        let out = ws.rixos(&["system", "build", "-c", "configuration.nix", "-o", "result-system"]);
+        assert!(out.status.success());
+        let toplevel = store_path_of(&ws.dir.join("result-system"));
+        Built {
+            ws,
+            key,
+            raw,
+            qcow2,
+            systemd_boot,
+            toplevel,
+        }
+    })
+}
+
+fn host(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (installed by scripts/setup)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A qcow2 overlay over `image` in the workspace (the image stays as built), optionally grown by `grow`.
+fn overlay(b: &Built, image: &Path, name: &str, grow: Option<&str>) -> PathBuf {
+    let disk = b.dir.join(format!("{name}.qcow2"));
+    let _ = std::fs::remove_file(&disk);
+    let backing = image.to_str().unwrap();
+    let format = if backing.ends_with(".qcow2") { "qcow2" } else { "raw" };
+    host(
+        "qemu-img",
+        &["create", "-q", "-f", "qcow2", "-F", format, "-b", backing, disk.to_str().unwrap()],
+    );
+    if let Some(size) = grow {
+        host("qemu-img", &["resize", "-q", disk.to_str().unwrap(), size]);
+    }
+    disk
+}
+
+fn machine(name: &str, firmware: Firmware, disk: &Path) -> Machine {
+    Machine::builder(name)
+        .firmware(firmware)
+        .memory_mib(1024)
+        .medium(MediumKind::VirtioDisk, disk)
+        .network()
+        .forward_host_port(22)
+        .start()
+        .unwrap()
+}
+
+/// Runs `command` on the machine over ssh as root; gives its exit status and output.
+fn ssh(b: &Built, m: &Machine, command: &str) -> (bool, String) {
+    let out = Command::new("ssh")
+        .arg("-i")
+        .arg(&b.key)
+        .args(["-p", &m.host_port(22).unwrap().to_string()])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "root@127.0.0.1", command])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text.trim().to_string())
+}
+
+/// Waits until root logs in over ssh (the system is up), failing with the console's end if it never does.
+fn wait_for_ssh(b: &Built, m: &mut Machine) {
+    let start = Instant::now();
+    loop {
+        if let (true, out) = ssh(b, m, "echo up")
+            && out == "up"
+        {
+            return;
+        }
+        if start.elapsed() > BOOT {
+            let console = m.serial_output();
+            let tail: Vec<&str> = console.lines().rev().take(40).collect();
+            panic!(
+                "{}: no ssh login within {BOOT:?}; console:\n{}",
+                m.name(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
+
+/// Runs `command` over ssh; it must succeed.
+fn run(b: &Built, m: &Machine, command: &str) -> String {
+    let (ok, out) = ssh(b, m, command);
+    assert!(ok, "{}: {command} failed: {out}", m.name());
+    out
+}
+
+#[test]
+fn the_image_is_reproducible_its_qcow2_is_the_same_disk_and_nix_accepts_its_store() {
+    let b = built();
+    let converted = b.dir.join("converted.img");
+    host(
+        "qemu-img",
+        &["convert", "-f", "qcow2", "-O", "raw", b.qcow2.to_str().unwrap(), converted.to_str().unwrap()],
+    );
+    assert_eq!(sha256_of(&converted), sha256_of(&b.raw), "the qcow2 converted back is the raw image");
+    std::fs::remove_file(&converted).unwrap();
+
+    // The root partition's store, taken out rootless with debugfs, verified by Nix 2.8.
+    let table = String::from_utf8(host("sfdisk", &["--json", b.raw.to_str().unwrap()]).stdout).unwrap();
+    let table: serde_json::Value = serde_json::from_str(&table).unwrap();
+    let parts = table["partitiontable"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 3, "BIOS boot, ESP, root: {table}");
+    let root = &parts[2];
+    let offset = root["start"].as_u64().unwrap() * 512;
+    let extracted = b.dir.join("extracted");
+    std::fs::create_dir_all(&extracted).unwrap();
+    let device = format!("{}?offset={offset}", b.raw.display());
+    host(
+        "debugfs",
+        &["-R", &format!("rdump /nix {}", extracted.display()), &device],
+    );
+    let verify = Command::new("nix-store")
+        .arg("--store")
+        .arg(&extracted)
+        .args(["--verify", "--check-contents"])
+        .output()
+        .expect("nix-store (nix-bin) is installed by scripts/setup");
+    assert!(
+        verify.status.success() && !String::from_utf8_lossy(&verify.stderr).contains("error"),
+        "Nix 2.8 rejects the image's store: {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let profile = std::fs::read_link(extracted.join("nix/var/nix/profiles/system")).unwrap();
+    assert_eq!(profile, Path::new("system-1-link"));
+    let _ = std::fs::remove_dir_all(&extracted);
+}
+
+#[test]
+fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
+    let b = built();
+    let disk = overlay(b, &b.raw, "bios", None);
+    let mut m = machine("disk-bios", Firmware::Bios, &disk);
+    wait_for_ssh(b, &mut m);
+    assert_eq!(run(b, &m, "readlink /run/current-system"), b.toplevel);
+    assert_eq!(run(b, &m, "readlink /nix/var/nix/profiles/system"), "system-1-link");
+    assert!(run(b, &m, "rixos --version").starts_with("rixos "));
+    // The machine's own store by default: every path there, with its recorded hash.
+    assert_eq!(run(b, &m, "rixos store verify --check-contents 2>&1; echo status=$?"), "status=0");
+    assert!(run(b, &m, "test -d /sys/firmware/efi && echo uefi || echo bios") == "bios");
+    assert!(run(b, &m, "grep -c menuentry /boot/grub/grub.cfg").parse::<u32>().unwrap() >= 1);
+    run(b, &m, "echo kept > /root/persisted && sync");
+    let boot_id = run(b, &m, "cat /proc/sys/kernel/random/boot_id");
+    let _ = ssh(b, &m, "systemctl reboot");
+    // The old sshd may still answer for a moment: wait until another boot answers.
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(5));
+        wait_for_ssh(b, &mut m);
+        if ssh(b, &m, "cat /proc/sys/kernel/random/boot_id").1 != boot_id {
+            break;
+        }
+        assert!(start.elapsed() < BOOT, "the machine did not reboot");
+    }
+    assert_eq!(run(b, &m, "cat /root/persisted"), "kept");
+    let _ = ssh(b, &m, "systemctl poweroff");
+    m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+}
+
+#[test]
+fn the_image_boots_with_ovmf_and_grows_into_a_larger_disk() {
+    let b = built();
+    let size_of_root = |m: &Machine| -> u64 {
+        run(b, m, "df -B1M --output=size / | tail -1").trim().parse().unwrap()
+    };
+    let disk = overlay(b, &b.raw, "uefi-grown", Some("+2G"));
+    let mut m = machine("disk-uefi", Firmware::Uefi, &disk);
+    wait_for_ssh(b, &mut m);
+    assert_eq!(run(b, &m, "test -d /sys/firmware/efi && echo uefi"), "uefi");
+    assert_eq!(run(b, &m, "readlink /run/current-system"), b.toplevel);
+    let image_mib = std::fs::metadata(&b.raw).unwrap().len() >> 20;
+    let grown = size_of_root(&m);
+    assert!(
+        grown > image_mib + 1500,
+        "the root has {grown} MiB on a disk of {} MiB (the image is {image_mib} MiB):\n{}",
+        image_mib + 2048,
+        ssh(b, &m, "journalctl -b -u rixos-growpart -u rixos-growfs-root --no-pager | tail -30").1
+    );
+    let _ = ssh(b, &m, "systemctl poweroff");
+    m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+}
+
+#[test]
+fn the_systemd_boot_image_boots_with_ovmf() {
+    let b = built();
+    let disk = overlay(b, &b.systemd_boot, "systemd-boot", None);
+    let mut m = machine("disk-systemd-boot", Firmware::Uefi, &disk);
+    wait_for_ssh(b, &mut m);
+    // systemd-boot tells the booted system about itself through an EFI variable.
+    let loader = run(
+        b,
+        &m,
+        "cat /sys/firmware/efi/efivars/LoaderInfo-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d '\\000' | tail -c +5",
+    );
+    assert!(loader.contains("systemd-boot"), "LoaderInfo: {loader:?}");
+    assert!(run(b, &m, "ls /boot/loader/entries").contains("generation-1"));
+    assert_eq!(run(b, &m, "rixos store verify 2>&1; echo status=$?"), "status=0");
+    let _ = ssh(b, &m, "systemctl poweroff");
+    m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+}
