@@ -108,6 +108,8 @@ fn link_tree(from: &Path, to: &Path, usage: &mut Usage) -> Result<()> {
     if kind.is_symlink() {
         let target = fs::read_link(from)?;
         symlink(&target, to).with_context(|| format!("creating the link {}", to.display()))?;
+        // mke2fs copies the link's own mtime: the store's (1), not the moment it was made here.
+        set_mtime(to, mtime_of(&meta))?;
         usage.add(if target.as_os_str().len() < 60 {
             0
         } else {
@@ -270,6 +272,11 @@ mod tests {
             "hard-linked"
         );
         assert_eq!(fs::read_link(staged.join("bin/hi")).unwrap(), Path::new("hello"));
+        assert_eq!(
+            fs::symlink_metadata(staged.join("bin/hi")).unwrap().mtime(),
+            1,
+            "a link made anew keeps the store's mtime"
+        );
         assert_eq!(
             fs::symlink_metadata(&staged).unwrap().mtime(),
             1,
