@@ -256,6 +256,12 @@ fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
     assert!(run(b, &m, "rixos --version").starts_with("rixos "));
     // The machine's own store by default: every path there, with its recorded hash.
     assert_eq!(run(b, &m, "rixos store verify --check-contents 2>&1; echo status=$?"), "status=0");
+    // Collecting garbage there keeps the running system, its generation and the channel.
+    let gc = run(b, &m, "rixos gc 2>&1; echo status=$?");
+    assert!(gc.ends_with("status=0"), "rixos gc: {gc}");
+    assert_eq!(run(b, &m, "rixos store verify 2>&1; echo status=$?"), "status=0");
+    run(b, &m, "test -x /run/current-system/init && test -e /nix/var/nix/profiles/system/init");
+    run(b, &m, "test -e /nix/var/nix/profiles/per-user/root/channels");
     assert!(run(b, &m, "test -d /sys/firmware/efi && echo uefi || echo bios") == "bios");
     assert!(run(b, &m, "grep -c menuentry /boot/grub/grub.cfg").parse::<u32>().unwrap() >= 1);
     run(b, &m, "echo kept > /root/persisted && sync");

@@ -559,17 +559,35 @@ fn scan_tree(path: &Path, wanted: &HashSet<Vec<u8>>, found: &mut HashSet<Vec<u8>
     Ok(())
 }
 
+/// Whether a byte is one of Nix32's digits (a store path's hash part is 32 of them).
+const IS_NIX32: [bool; 256] = {
+    let mut table = [false; 256];
+    let digits = b"0123456789abcdfghijklmnpqrsvwxyz";
+    let mut i = 0;
+    while i < digits.len() {
+        table[digits[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Notes each wanted hash part found in `bytes`. As Nix's scanner: a window of 32 is checked from its end, and
+/// a byte outside the alphabet moves the window past it, so most of a binary file is skipped 32 bytes at a time.
 fn scan_bytes(bytes: &[u8], wanted: &HashSet<Vec<u8>>, found: &mut HashSet<Vec<u8>>) {
-    const NIX32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
-    let mut run = 0usize;
-    for (i, b) in bytes.iter().enumerate() {
-        run = if NIX32.contains(b) { run + 1 } else { 0 };
-        if run >= 32 {
-            let candidate = &bytes[i + 1 - 32..=i];
-            if wanted.contains(candidate) {
-                found.insert(candidate.to_vec());
+    const LEN: usize = 32;
+    let mut i = 0;
+    'windows: while i + LEN <= bytes.len() {
+        for j in (0..LEN).rev() {
+            if !IS_NIX32[bytes[i + j] as usize] {
+                i += j + 1;
+                continue 'windows;
             }
         }
+        let candidate = &bytes[i..i + LEN];
+        if wanted.contains(candidate) {
+            found.insert(candidate.to_vec());
+        }
+        i += 1;
     }
 }
 
@@ -771,6 +789,30 @@ fn enter_sandbox(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hash_parts_are_found_wherever_they_stand() {
+        let a = "0123456789abcdfghijklmnpqrsvwxyz";
+        let b = "zyxwvsrqpnmlkjihgfdcba9876543210";
+        let wanted: std::collections::HashSet<Vec<u8>> = [a, b].iter().map(|h| h.as_bytes().to_vec()).collect();
+        for (text, expect) in [
+            (format!("{a}"), vec![a]),
+            (format!("\0\x01/nix/store/{a}-x\n"), vec![a]),
+            (format!("xx{a}"), vec![a]),
+            (format!("{a}{b}"), vec![a, b]),
+            (format!("0{b}0"), vec![b]),
+            (format!("-{}-", &a[1..]), vec![]),
+            (format!("{}e{}", &a[..16], &a[16..]), vec![]),
+        ] {
+            let mut found = std::collections::HashSet::new();
+            super::scan_bytes(text.as_bytes(), &wanted, &mut found);
+            let mut found: Vec<String> = found.into_iter().map(|f| String::from_utf8(f).unwrap()).collect();
+            found.sort();
+            let mut expect: Vec<String> = expect.into_iter().map(str::to_string).collect();
+            expect.sort();
+            assert_eq!(found, expect, "in {text:?}");
+        }
+    }
+
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
