@@ -6,6 +6,8 @@
 let
   inherit (lib) mkOption types;
   systemd = config.systemd.package;
+  # growpart runs `awk`, which Debian's gawk provides only through the alternatives system.
+  awk = utils.runCommand "awk" { } "mkdir -p $out/bin && ln -s ${pkgs.gawk}/bin/gawk $out/bin/awk";
   resized = lib.filter (fs: fs.autoResize) (lib.attrValues config.fileSystems);
   unitName = fs: if fs.mountPoint == "/" then "root" else lib.replaceStrings [ "/" ] [ "-" ] (lib.removePrefix "/" fs.mountPoint);
   mountUnit = fs: if fs.mountPoint == "/" then "-.mount" else "${lib.replaceStrings [ "/" ] [ "-" ] (lib.removePrefix "/" fs.mountPoint)}.mount";
@@ -33,7 +35,9 @@ in
         unitConfig = { DefaultDependencies = false; Conflicts = "shutdown.target"; };
         # growpart exits 1 when the partition already ends at the disk's end (NOCHANGE).
         serviceConfig = { Type = "oneshot"; RemainAfterExit = true; SuccessExitStatus = "0 1"; };
-        path = [ pkgs.cloud-guest-utils pkgs.util-linux pkgs.gdisk pkgs.coreutils pkgs.gawk pkgs.gnused pkgs.gnugrep ];
+        # growpart resizes with sfdisk (Debian's fdisk package), and reads and rereads the table with util-linux.
+        path = [ pkgs.cloud-guest-utils pkgs.fdisk pkgs.util-linux pkgs.coreutils awk pkgs.gnused pkgs.gnugrep ];
+        environment.GROWPART_RESIZER = "sfdisk";
         script = ''
           part=$(findmnt -no SOURCE /)
           part=$(readlink -f "$part")

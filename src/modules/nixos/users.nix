@@ -111,7 +111,9 @@ let
     if u.hashedPassword != null then "${u.name}\t${u.hashedPassword}\tset\n"
     else if u.initialHashedPassword != null then "${u.name}\t${u.initialHashedPassword}\tinitial\n"
     else if u.initialPassword != null then "${u.name}\t${u.initialPassword}\tclear\n"
-    else "${u.name}\t!\tnone\n") users;
+    # No password: `*`, which no password matches, not `!`, which marks the account locked (sshd, without
+    # PAM, then refuses its keys too).
+    else "${u.name}\t*\tnone\n") users;
   clearPasswords = lib.any (u: u.hashedPassword == null && u.initialHashedPassword == null && u.initialPassword != null) users;
   group = lib.concatMapStrings (g: "${g}:x:${toString (gidOf g)}:${lib.concatStringsSep "," (membersOf g)}\n") ([ "root" ] ++ lib.filter (g: g != "root") groupNames);
 in
