@@ -106,3 +106,17 @@ pub fn sha256_of(path: &Path) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Runs `command` as root over ssh on a machine whose port 22 the host reaches at `port`, logging in with
+/// the private key `key` (host keys not checked: each test machine makes its own).
+pub fn ssh(key: &Path, port: u16, command: &str) -> Output {
+    Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=30"])
+        .args(["root@127.0.0.1", command])
+        .output()
+        .expect("ssh (openssh-client) is installed by scripts/setup")
+}

@@ -341,21 +341,7 @@ fn the_seed_boots_to_a_login_and_does_what_it_says() {
     let logged = run(&mut m, "dmesg | grep -c 'refused connection: .*DPT=8080'");
     assert_ne!(logged, "0", "the refused connection is not in the kernel log");
 
-    let ssh = Command::new("ssh")
-        .arg("-i")
-        .arg(&b.key)
-        .args(["-p", &m.host_port(22).unwrap().to_string()])
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-        ])
-        .args(["-o", "ConnectTimeout=30", "root@127.0.0.1", "hostname"])
-        .output()
-        .unwrap();
+    let ssh = qemu_harness::rixos::ssh(&b.key, m.host_port(22).unwrap(), "hostname");
     assert_eq!(
         String::from_utf8_lossy(&ssh.stdout).trim(),
         "mymachine",

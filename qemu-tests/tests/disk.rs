@@ -102,10 +102,18 @@ fn built() -> &'static Built {
         build("raw", "systemd-boot.nix", "result-systemd-boot");
         let (systemd_boot, _) = image_in(&ws.dir.join("result-systemd-boot"), "img");
 
-        // The system the image holds, as the configuration evaluates.
-        let out = ws.rixos(&["system", "build", "-c", "configuration.nix", "-o", "result-system"]);
-        assert!(out.status.success());
-        let toplevel = store_path_of(&ws.dir.join("result-system"));
+        // The system the image holds, as the configuration evaluates with the disk image's module.
+        let expr = format!(
+            "(import <rixos/nixos/eval-config.nix> {{ configuration = {}; \
+             extraModules = [ <rixos/nixos/disk-image.nix> ]; }}).config.system.build.toplevel.outPath",
+            ws.dir.join("configuration.nix").display()
+        );
+        let out = ws.rixos(&["instantiate", "--eval", "-E", &expr]);
+        let toplevel = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .trim_matches('"')
+            .to_string();
         Built {
             ws,
             key,
@@ -138,7 +146,17 @@ fn overlay(b: &Built, image: &Path, name: &str, grow: Option<&str>) -> PathBuf {
     let format = if backing.ends_with(".qcow2") { "qcow2" } else { "raw" };
     host(
         "qemu-img",
-        &["create", "-q", "-f", "qcow2", "-F", format, "-b", backing, disk.to_str().unwrap()],
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            format,
+            "-b",
+            backing,
+            disk.to_str().unwrap(),
+        ],
     );
     if let Some(size) = grow {
         host("qemu-img", &["resize", "-q", disk.to_str().unwrap(), size]);
@@ -159,14 +177,7 @@ fn machine(name: &str, firmware: Firmware, disk: &Path) -> Machine {
 
 /// Runs `command` on the machine over ssh as root; gives its exit status and output.
 fn ssh(b: &Built, m: &Machine, command: &str) -> (bool, String) {
-    let out = Command::new("ssh")
-        .arg("-i")
-        .arg(&b.key)
-        .args(["-p", &m.host_port(22).unwrap().to_string()])
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes"])
-        .args(["-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "root@127.0.0.1", command])
-        .output()
-        .unwrap();
+    let out = qemu_harness::rixos::ssh(&b.key, m.host_port(22).unwrap(), command);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -210,9 +221,21 @@ fn the_image_is_reproducible_its_qcow2_is_the_same_disk_and_nix_accepts_its_stor
     let converted = b.dir.join("converted.img");
     host(
         "qemu-img",
-        &["convert", "-f", "qcow2", "-O", "raw", b.qcow2.to_str().unwrap(), converted.to_str().unwrap()],
+        &[
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            b.qcow2.to_str().unwrap(),
+            converted.to_str().unwrap(),
+        ],
     );
-    assert_eq!(sha256_of(&converted), sha256_of(&b.raw), "the qcow2 converted back is the raw image");
+    assert_eq!(
+        sha256_of(&converted),
+        sha256_of(&b.raw),
+        "the qcow2 converted back is the raw image"
+    );
     std::fs::remove_file(&converted).unwrap();
 
     // The root partition's store, taken out rootless with debugfs, verified by Nix 2.8.
@@ -255,15 +278,27 @@ fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
     assert_eq!(run(b, &m, "readlink /nix/var/nix/profiles/system"), "system-1-link");
     assert!(run(b, &m, "rixos --version").starts_with("rixos "));
     // The machine's own store by default: every path there, with its recorded hash.
-    assert_eq!(run(b, &m, "rixos store verify --check-contents 2>&1; echo status=$?"), "status=0");
+    assert_eq!(
+        run(b, &m, "rixos store verify --check-contents 2>&1; echo status=$?"),
+        "status=0"
+    );
     // Collecting garbage there keeps the running system, its generation and the channel.
     let gc = run(b, &m, "rixos gc 2>&1; echo status=$?");
     assert!(gc.ends_with("status=0"), "rixos gc: {gc}");
     assert_eq!(run(b, &m, "rixos store verify 2>&1; echo status=$?"), "status=0");
-    run(b, &m, "test -x /run/current-system/init && test -e /nix/var/nix/profiles/system/init");
+    run(
+        b,
+        &m,
+        "test -x /run/current-system/init && test -e /nix/var/nix/profiles/system/init",
+    );
     run(b, &m, "test -e /nix/var/nix/profiles/per-user/root/channels");
     assert!(run(b, &m, "test -d /sys/firmware/efi && echo uefi || echo bios") == "bios");
-    assert!(run(b, &m, "grep -c menuentry /boot/grub/grub.cfg").parse::<u32>().unwrap() >= 1);
+    assert!(
+        run(b, &m, "grep -c menuentry /boot/grub/grub.cfg")
+            .parse::<u32>()
+            .unwrap()
+            >= 1
+    );
     run(b, &m, "echo kept > /root/persisted && sync");
     let boot_id = run(b, &m, "cat /proc/sys/kernel/random/boot_id");
     let _ = ssh(b, &m, "systemctl reboot");
@@ -285,9 +320,7 @@ fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
 #[test]
 fn the_image_boots_with_ovmf_and_grows_into_a_larger_disk() {
     let b = built();
-    let size_of_root = |m: &Machine| -> u64 {
-        run(b, m, "df -B1M --output=size / | tail -1").trim().parse().unwrap()
-    };
+    let size_of_root = |m: &Machine| -> u64 { run(b, m, "df -B1M --output=size / | tail -1").trim().parse().unwrap() };
     let disk = overlay(b, &b.raw, "uefi-grown", Some("+2G"));
     let mut m = machine("disk-uefi", Firmware::Uefi, &disk);
     wait_for_ssh(b, &mut m);
@@ -299,7 +332,12 @@ fn the_image_boots_with_ovmf_and_grows_into_a_larger_disk() {
         grown > image_mib + 1500,
         "the root has {grown} MiB on a disk of {} MiB (the image is {image_mib} MiB):\n{}",
         image_mib + 2048,
-        ssh(b, &m, "journalctl -b -u rixos-growpart -u rixos-growfs-root --no-pager | tail -30").1
+        ssh(
+            b,
+            &m,
+            "journalctl -b -u rixos-growpart -u rixos-growfs-root --no-pager | tail -30"
+        )
+        .1
     );
     let _ = ssh(b, &m, "systemctl poweroff");
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");

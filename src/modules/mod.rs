@@ -45,7 +45,10 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/qemu-vm.nix", include_str!("nixos/qemu-vm.nix")),
     ("rixos/nixos/iso-image.nix", include_str!("nixos/iso-image.nix")),
     ("rixos/nixos/disk-image.nix", include_str!("nixos/disk-image.nix")),
-    ("rixos/nixos/grow-partition.nix", include_str!("nixos/grow-partition.nix")),
+    (
+        "rixos/nixos/grow-partition.nix",
+        include_str!("nixos/grow-partition.nix"),
+    ),
     ("rixos/images/raw.nix", include_str!("../../images/raw.nix")),
     (
         "rixos/images/iso-minimal.nix",

@@ -10,5 +10,7 @@ pub mod version;
 
 /// The package layer's builtin builders, for the store to run.
 pub fn register_builders(builders: &mut crate::store::builtin::Builders) {
-    builders.add("builtin:unpack-deb", |b| unpack::build(b.drv, &b.outputs, &|p| b.real(p)));
+    builders.add("builtin:unpack-deb", |b| {
+        unpack::build(b.drv, &b.outputs, &|p| b.real(p))
+    });
 }

@@ -795,7 +795,7 @@ mod tests {
         let b = "zyxwvsrqpnmlkjihgfdcba9876543210";
         let wanted: std::collections::HashSet<Vec<u8>> = [a, b].iter().map(|h| h.as_bytes().to_vec()).collect();
         for (text, expect) in [
-            (format!("{a}"), vec![a]),
+            (a.to_string(), vec![a]),
             (format!("\0\x01/nix/store/{a}-x\n"), vec![a]),
             (format!("xx{a}"), vec![a]),
             (format!("{a}{b}"), vec![a, b]),

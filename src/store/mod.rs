@@ -4,8 +4,8 @@
 //! rixos store and binary caches interoperate. Knows nothing of the Nix language or of images.
 
 pub mod build;
-pub mod builtin;
 pub mod buildenv;
+pub mod builtin;
 pub mod db;
 pub mod derivation;
 pub mod gc;
