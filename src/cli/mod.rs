@@ -64,6 +64,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::verbosity::set(crate::verbosity::Verbosity::from_flags(cli.quiet, cli.verbose));
     let store = cli.store.clone().unwrap_or_else(crate::store::local::default_root);
+    crate::store::local::make_root_store_writable(&store);
     let result = match cli.command {
         Command::Store(command) => command.run(&store),
         Command::Gc(args) => gc::run(&store, &args),

@@ -25,6 +25,23 @@ use super::resolve::resolve_with;
 /// Where the store lives on a host that is not a rixos system (DESIGN.md): never the host's own /nix.
 pub const DEFAULT_ROOT: &str = "/var/lib/rixos/root";
 
+/// On a booted rixos system the store is mounted read-only (stage 2 does that, as NixOS does). For a command
+/// that writes to `/`'s store as root, this process gets a mount namespace of its own in which the store is
+/// writable, as nix-daemon does; elsewhere (or if the remount is refused, as on a VM's 9p store) nothing changes.
+pub fn make_root_store_writable(root: &Path) {
+    use nix::mount::{MsFlags, mount};
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let store = Path::new("/nix/store");
+    let read_only = statvfs(store).is_ok_and(|st| st.flags().contains(FsFlags::ST_RDONLY));
+    if root != Path::new("/") || !read_only || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    const NONE: Option<&str> = None;
+    let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .and_then(|()| mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE))
+        .and_then(|()| mount(NONE, store, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_BIND, NONE));
+}
+
 /// The store a command uses without `--store`: on a booted rixos system (it has `/run/current-system` and a
 /// store database at `/nix/var/nix/db`) the system's own, `/`; elsewhere `/var/lib/rixos/root`.
 pub fn default_root() -> PathBuf {

@@ -125,6 +125,11 @@ in
       # Stage 2, run by stage 1 as init=/nix/store/...-system/init: the toplevel is where this script is.
       systemConfig=$(${pkgs.coreutils}/bin/readlink -f "''${0%/init}")
       export PATH=${path}
+      # The store is read-only to everything but rixos, which writes it in a mount namespace of its own (as
+      # nix-daemon does): systemd would otherwise write enable links into unit directories of the store.
+      if ! [[ "$(findmnt --noheadings --output OPTIONS /nix/store)" =~ (^|,)ro(,|$) ]]; then
+        ${pkgs.mount}/bin/mount --bind /nix/store /nix/store && ${pkgs.mount}/bin/mount -o remount,ro,bind /nix/store
+      fi
       echo "rixos stage 2: activating $systemConfig"
       "$systemConfig/activate" || echo "rixos stage 2: activation failed; starting systemd anyway" >&2
       # The generation booted stays reachable while others are switched to.
