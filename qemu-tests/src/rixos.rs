@@ -84,6 +84,22 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// A new ed25519 key pair in the directory (`key`, `key.pub`): the private key's path and the public key's
+    /// line, for a test system's authorized keys.
+    pub fn ssh_key(&self) -> (PathBuf, String) {
+        let key = self.dir.join("key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen (openssh-client) is installed by scripts/setup");
+        assert!(status.success(), "ssh-keygen failed");
+        let public = std::fs::read_to_string(self.dir.join("key.pub")).unwrap();
+        (key, public.trim().to_string())
+    }
+}
+
 impl Default for Workspace {
     fn default() -> Workspace {
         Workspace::new()

@@ -55,14 +55,7 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let ws = Workspace::new();
         let (dir, store) = (ws.dir.clone(), ws.store.clone());
-        let key = dir.join("key");
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen (openssh-client) is installed by scripts/setup");
-        assert!(status.success());
-        let public = std::fs::read_to_string(dir.join("key.pub")).unwrap();
+        let (key, public) = ws.ssh_key();
         let seed = qemu_harness::rixos::seed();
         std::fs::write(
             dir.join("configuration.nix"),

@@ -57,14 +57,7 @@ fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let ws = Workspace::new();
-        let key = ws.dir.join("key");
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .expect("ssh-keygen (openssh-client) is installed by scripts/setup");
-        assert!(status.success());
-        let public = std::fs::read_to_string(ws.dir.join("key.pub")).unwrap();
+        let (key, public) = ws.ssh_key();
         let config = |extra: &str| {
             format!(
                 "{{ ... }}: {{\n  imports = [ <rixos/images/raw.nix> ];\n  \
