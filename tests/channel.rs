@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 struct Archive {
     dir: tempfile::TempDir,
+    /// The frozen time every signature is made at (gpg's `--faked-system-time EPOCH!`).
+    signed_at: String,
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -47,7 +49,11 @@ impl Archive {
         ]));
         let key = run(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--export"])).stdout;
         std::fs::write(dir.path().join("keyring.gpg"), key).unwrap();
-        Archive { dir }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let signed_at = format!("{}!", now.as_secs() + 1);
+        Archive { dir, signed_at }
     }
 
     fn suite(&self) -> PathBuf {
@@ -79,7 +85,16 @@ impl Archive {
         let _ = std::fs::remove_file(self.suite().join("InRelease"));
         run(Command::new("gpg")
             .env("GNUPGHOME", self.dir.path().join("gnupg"))
-            .args(["--batch", "--yes", "--clearsign", "-o"])
+            // One signing time: the same Release signs to the same bytes (ed25519 is deterministic),
+            // so publishing a snapshot again is the same snapshot even when a second has passed.
+            .args([
+                "--batch",
+                "--yes",
+                "--faked-system-time",
+                &self.signed_at,
+                "--clearsign",
+                "-o",
+            ])
             .arg(self.suite().join("InRelease"))
             .arg(self.suite().join("Release")));
     }
