@@ -168,7 +168,15 @@ fn check_live(m: &mut Machine) {
         "{}: rixos --version printed {version:?}",
         m.name()
     );
-    assert_eq!(run(m, "findmnt -n -o FSTYPE /nix/store"), "overlay");
+    // The overlay, bind-mounted read-only over itself by stage 2: only rixos writes the store.
+    assert_eq!(run(m, "findmnt -n -o FSTYPE /nix/store | uniq"), "overlay");
+    assert_eq!(
+        run(
+            m,
+            "touch /nix/store/written 2>/dev/null && echo writable || echo read-only"
+        ),
+        "read-only"
+    );
     assert_eq!(run(m, "findmnt -n -o FSTYPE /nix/.ro-store"), "squashfs");
 }
 
