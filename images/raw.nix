@@ -12,6 +12,12 @@ in
   services.openssh.settings.PermitRootLogin = lib.mkDefault "prohibit-password";
   # Screen and serial console both (the last is /dev/console): clouds and headless VMs show only the serial one.
   boot.kernelParams = [ "console=tty0" "console=ttyS0,115200n8" ];
+  # The boot menu on the serial console as well, where a headless VM or a cloud's console shows it.
+  boot.loader.grub.extraConfig = ''
+    serial --unit=0 --speed=115200
+    terminal_input --append serial
+    terminal_output --append serial
+  '';
   assertions = [{
     assertion = (root.hashedPassword != null && root.hashedPassword != "!") || root.initialHashedPassword != null
       || root.initialPassword != null || root.openssh.authorizedKeys.keys != [ ];

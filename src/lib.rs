@@ -15,6 +15,7 @@ pub mod pkgs;
 pub mod progress;
 pub mod qemu;
 pub mod store;
+pub mod switch;
 pub mod system;
 pub mod verbosity;
 

@@ -20,6 +20,8 @@ const BOOT: Duration = Duration::from_secs(400);
 struct Built {
     ws: Workspace,
     key: PathBuf,
+    /// The public key's line, authorized for root in every configuration.
+    public: String,
     /// The raw image with GRUB, its qcow2, and the raw image with systemd-boot.
     raw: PathBuf,
     qcow2: PathBuf,
@@ -53,18 +55,22 @@ fn store_path_of(link: &Path) -> String {
     format!("/nix/store/{}", target.file_name().unwrap().to_string_lossy())
 }
 
+/// The image's configuration with `extra` lines added: what the machine's /etc/rixos/configuration.nix
+/// holds, and what a user edits it to.
+fn configuration(public: &str, extra: &str) -> String {
+    format!(
+        "{{ ... }}: {{\n  imports = [ <rixos/images/raw.nix> ];\n  \
+         users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n{extra}}}\n",
+        public.trim()
+    )
+}
+
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let ws = Workspace::new();
         let (key, public) = ws.ssh_key();
-        let config = |extra: &str| {
-            format!(
-                "{{ ... }}: {{\n  imports = [ <rixos/images/raw.nix> ];\n  \
-                 users.users.root.openssh.authorizedKeys.keys = [ \"{}\" ];\n{extra}}}\n",
-                public.trim()
-            )
-        };
+        let config = |extra: &str| configuration(&public, extra);
         std::fs::write(ws.dir.join("configuration.nix"), config("")).unwrap();
         std::fs::write(
             ws.dir.join("systemd-boot.nix"),
@@ -110,6 +116,7 @@ fn built() -> &'static Built {
         Built {
             ws,
             key,
+            public,
             raw,
             qcow2,
             systemd_boot,
@@ -351,6 +358,185 @@ fn the_systemd_boot_image_boots_with_ovmf() {
     assert!(loader.contains("systemd-boot"), "LoaderInfo: {loader:?}");
     assert!(run(b, &m, "ls /boot/loader/entries").contains("generation-1"));
     assert_eq!(run(b, &m, "rixos store verify 2>&1; echo status=$?"), "status=0");
+    let _ = ssh(b, &m, "systemctl poweroff");
+    m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+}
+
+/// The main PIDs of `units`, space-separated, in order.
+fn main_pids(b: &Built, m: &Machine, units: &str) -> Vec<String> {
+    run(b, m, &format!("systemctl show --property=MainPID --value {units}"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Writes the machine's configuration: the image's with `extra` lines.
+fn edit_configuration(b: &Built, m: &Machine, extra: &str) {
+    run(
+        b,
+        m,
+        &format!(
+            "cat > /etc/rixos/configuration.nix <<'RIXOS_EOF'\n{}RIXOS_EOF",
+            configuration(&b.public, extra)
+        ),
+    );
+}
+
+/// Runs `rixos system ARGS` on the machine; gives whether it succeeded and all it printed.
+fn system(b: &Built, m: &Machine, args: &str) -> (bool, String) {
+    let (_, out) = ssh(b, m, &format!("rixos system {args} 2>&1; echo status=$?"));
+    let ok = out.ends_with("status=0");
+    (ok, out)
+}
+
+/// The units a switch's output (or dry-activate's, with "would ") names after `what`.
+fn listed(out: &str, what: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{what} the following units: ")))
+        .flat_map(|l| l.split(", ").map(str::to_string))
+        .collect()
+}
+
+/// Reboots and waits for GRUB's menu on the serial console (it must list `generations`), then types `keys`
+/// there (nothing: the default boots when the menu's time is up), and waits for ssh on the new boot.
+fn reboot_through_menu(b: &Built, m: &mut Machine, generations: &[u32], keys: &str) {
+    let _ = ssh(b, m, "systemctl reboot");
+    let menu = m
+        .wait_for("rixos - Generation 1 (", BOOT)
+        .unwrap_or_else(|e| panic!("no boot menu on the serial console: {e}"));
+    for n in generations {
+        assert!(menu.contains(&format!("rixos - Generation {n} (")), "the menu lacks generation {n}:\n{menu}");
+    }
+    for key in keys.split_inclusive(['\r', 'B']) {
+        m.send_keys(key).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    m.wait_for("rixos stage 2: activating", BOOT).unwrap();
+    wait_for_ssh(b, m);
+}
+
+#[test]
+fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
+    let b = built();
+    let disk = overlay(b, &b.raw, "switch", None);
+    let mut m = machine("disk-switch", Firmware::Bios, &disk);
+    // The first boot's menu, so later waits see only the menus of the reboots.
+    m.wait_for("rixos - Generation 1 (", BOOT).unwrap();
+    wait_for_ssh(b, &mut m);
+    let kept = "sshd.service systemd-journald.service";
+    let pids = main_pids(b, &m, kept);
+
+    // Generation 2: a service, a hostname, a user. dry-activate says what the switch then does.
+    edit_configuration(
+        b,
+        &m,
+        "  networking.hostName = \"second\";\n  users.users.alice.isNormalUser = true;\n  \
+         systemd.services.hello = { wantedBy = [ \"multi-user.target\" ]; serviceConfig.Type = \"oneshot\"; \
+         serviceConfig.RemainAfterExit = true; script = \"echo hello > /run/hello\"; };\n",
+    );
+    let (ok, dry) = system(b, &m, "dry-activate");
+    assert!(ok, "{dry}");
+    assert!(listed(&dry, "would restart").is_empty(), "{dry}");
+    assert_eq!(listed(&dry, "would start"), ["hello.service"], "{dry}");
+    assert!(dry.contains("would change in /etc:") && dry.contains("/etc/hostname"), "{dry}");
+    assert_eq!(run(b, &m, "hostname"), "rixos", "dry-activate changed nothing");
+    let (ok, out) = system(b, &m, "switch");
+    assert!(ok, "{out}");
+    assert!(listed(&out, "restarting").is_empty(), "{out}");
+    assert_eq!(run(b, &m, "cat /run/hello"), "hello");
+    assert_eq!(run(b, &m, "hostname"), "second");
+    assert!(run(b, &m, "id alice").contains("uid=1000(alice)"));
+    assert_eq!(main_pids(b, &m, kept), pids, "sshd and journald kept running:\n{out}");
+    let generations = run(b, &m, "rixos system list-generations");
+    assert_eq!(generations.lines().count(), 3, "{generations}");
+    assert!(generations.lines().nth(1).unwrap().starts_with("2 ") && generations.contains("current"), "{generations}");
+    assert!(run(b, &m, "grep -c 'menuentry ' /boot/grub/grub.cfg") == "2");
+
+    // Generation 3: sshd's configuration changes, so sshd (only) restarts, as dry-activate says.
+    let third = "  networking.hostName = \"second\";\n  services.openssh.extraConfig = \"ClientAliveInterval 30\";\n";
+    edit_configuration(b, &m, third);
+    let (ok, dry) = system(b, &m, "dry-activate");
+    assert!(ok, "{dry}");
+    assert_eq!(listed(&dry, "would restart"), ["sshd.service"], "{dry}");
+    assert!(listed(&dry, "would stop").contains(&"hello.service".to_string()), "{dry}");
+    let (ok, out) = system(b, &m, "switch");
+    assert!(ok, "{out}");
+    assert_eq!(listed(&out, "restarting"), listed(&dry, "would restart"), "{out}");
+    let now = main_pids(b, &m, kept);
+    assert_ne!(now[0], pids[0], "sshd restarted");
+    assert_eq!(now[1], pids[1], "journald kept running");
+    assert_eq!(run(b, &m, "grep -c ClientAlive /etc/ssh/sshd_config"), "1");
+
+    // test: active now, not a generation, gone after a reboot.
+    edit_configuration(b, &m, &format!("{third}  environment.etc.\"only-tested\".text = \"x\";\n"));
+    let (ok, out) = system(b, &m, "test");
+    assert!(ok, "{out}");
+    assert_eq!(run(b, &m, "cat /etc/only-tested"), "x");
+    assert_eq!(run(b, &m, "readlink /nix/var/nix/profiles/system"), "system-3-link");
+
+    // A new service that fails: the switch names it and fails; the machine stays usable; --rollback recovers.
+    edit_configuration(
+        b,
+        &m,
+        &format!(
+            "{third}  systemd.services.broken = {{ wantedBy = [ \"multi-user.target\" ]; \
+             serviceConfig.Type = \"oneshot\"; script = \"exit 3\"; }};\n"
+        ),
+    );
+    let (ok, out) = system(b, &m, "switch");
+    assert!(!ok, "{out}");
+    assert!(out.contains("the following units failed: broken.service"), "{out}");
+    assert_eq!(run(b, &m, "echo still here"), "still here");
+    let (ok, out) = system(b, &m, "switch --rollback");
+    assert!(ok, "{out}");
+    assert!(out.contains("rolling back to generation 3"), "{out}");
+    assert_eq!(run(b, &m, "readlink /nix/var/nix/profiles/system"), "system-3-link");
+    assert!(run(b, &m, "test -e /etc/systemd/system/broken.service || echo gone").contains("gone"));
+
+    // boot: nothing changes until the reboot.
+    edit_configuration(b, &m, "  networking.hostName = \"later\";\n");
+    let (ok, out) = system(b, &m, "boot");
+    assert!(ok, "{out}");
+    assert_eq!(run(b, &m, "hostname"), "second");
+    assert_eq!(run(b, &m, "readlink /nix/var/nix/profiles/system"), "system-5-link");
+
+    // The menu lists every generation; choosing generation 1 (four down from the newest) boots the image's.
+    reboot_through_menu(b, &mut m, &[1, 2, 3, 4, 5], "\x1b[B\x1b[B\x1b[B\x1b[B\r");
+    assert_eq!(run(b, &m, "hostname"), "rixos");
+    assert_eq!(run(b, &m, "readlink /run/booted-system"), b.toplevel);
+    assert!(run(b, &m, "test -e /etc/only-tested || echo gone").contains("gone"));
+    let generations = run(b, &m, "rixos system list-generations");
+    assert!(
+        generations.lines().any(|l| l.starts_with("1 ") && l.ends_with("booted"))
+            && generations.lines().any(|l| l.starts_with("5 ") && l.ends_with("current")),
+        "{generations}"
+    );
+
+    // The default after a reboot is the profile's: generation 5, made by `boot`.
+    reboot_through_menu(b, &mut m, &[1, 5], "");
+    assert_eq!(run(b, &m, "hostname"), "later");
+
+    // Old generations deleted and collected: generation 1's system is gone, the running one stays, and the
+    // next switch drops the deleted ones from the menu.
+    let (ok, out) = system(b, &m, "delete-generations old");
+    assert!(ok && out.contains("deleted generation 1"), "{out}");
+    let gc = run(b, &m, "rixos gc 2>&1; echo status=$?");
+    assert!(gc.ends_with("status=0"), "{gc}");
+    assert!(run(b, &m, &format!("test -e {} || echo collected", b.toplevel)).contains("collected"));
+    assert_eq!(run(b, &m, "rixos store verify 2>&1; echo status=$?"), "status=0");
+    let (ok, out) = system(b, &m, "switch");
+    assert!(ok, "{out}");
+    assert_eq!(run(b, &m, "grep -c 'menuentry ' /boot/grub/grub.cfg"), "1");
+    assert_eq!(run(b, &m, "readlink /nix/var/nix/profiles/system"), "system-5-link");
+
+    // Two switches at once: the second is refused while the first holds the lock.
+    let (_, out) = ssh(
+        b,
+        &m,
+        "(rixos system test > /tmp/first 2>&1 &) ; sleep 3; rixos system test 2>&1; echo status=$?",
+    );
+    assert!(out.contains("another switch of this system is running") && !out.ends_with("status=0"), "{out}");
+    let _ = ssh(b, &m, "while pgrep -f 'rixos system test' >/dev/null; do sleep 1; done");
     let _ = ssh(b, &m, "systemctl poweroff");
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
 }

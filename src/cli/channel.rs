@@ -28,6 +28,20 @@ pub struct ChannelArgs {
     pub rollback: bool,
 }
 
+/// `--update` of every channel (for `rixos system switch --upgrade`).
+pub fn update_all(root: &Path) -> Result<()> {
+    run(
+        root,
+        &ChannelArgs {
+            add: None,
+            remove: None,
+            list: false,
+            update: Some(Vec::new()),
+            rollback: false,
+        },
+    )
+}
+
 pub fn run(root: &Path, args: &ChannelArgs) -> Result<()> {
     let channels = Channels::new(root);
     let quiet = crate::verbosity::quiet();

@@ -54,13 +54,12 @@ pub struct SystemBuild<'a> {
     /// Modules added to the configuration, as Nix expressions (`<rixos/nixos/qemu-vm.nix>`).
     pub extra_modules: &'a [&'a str],
     pub attr: &'a str,
-    pub out_link: PathBuf,
+    /// The link to the result (a GC root); none for a system that becomes a generation of the profile.
+    pub out_link: Option<PathBuf>,
     pub show_trace: bool,
 }
 
-/// Evaluates the configuration, refuses definitions without an option before anything is built, builds
-/// `config.system.build.<attr>` and links it.
-pub fn build_system(root: &Path, build: &SystemBuild) -> Result<Vec<BuiltOutput>> {
+fn system_expr(build: &SystemBuild) -> Result<ExprArgs> {
     let body = format!(
         "let r = import <rixos/nixos/eval-config.nix> {{ inherit configuration; extraModules = [ {} ]; }}; \
          in builtins.seq r.check r.config.system.build.{}",
@@ -69,12 +68,23 @@ pub fn build_system(root: &Path, build: &SystemBuild) -> Result<Vec<BuiltOutput>
     );
     let mut expr = configuration_expr(build.configuration, &body)?;
     expr.show_trace = build.show_trace;
+    Ok(expr)
+}
+
+/// Evaluates the configuration, refuses definitions without an option before anything is built, builds
+/// `config.system.build.<attr>` and links it.
+pub fn build_system(root: &Path, build: &SystemBuild) -> Result<Vec<BuiltOutput>> {
     build_outputs(
         root,
         &BuildArgs {
-            expr,
-            out_link: build.out_link.clone(),
-            no_out_link: false,
+            expr: system_expr(build)?,
+            out_link: build.out_link.clone().unwrap_or_else(|| PathBuf::from("result")),
+            no_out_link: build.out_link.is_none(),
         },
     )
+}
+
+/// Evaluates the configuration to the derivation of `config.system.build.<attr>`, building nothing.
+pub fn instantiate_system(root: &Path, build: &SystemBuild) -> Result<Vec<crate::store::path::StorePath>> {
+    super::instantiate::instantiate_drvs(root, &system_expr(build)?)
 }

@@ -89,7 +89,7 @@ fn build_image(root: &Path, args: &ImageBuildArgs) -> Result<()> {
             configuration,
             extra_modules: &extra,
             attr,
-            out_link: args.out.clone(),
+            out_link: Some(args.out.clone()),
             show_trace: args.show_trace,
         },
     )?;

@@ -253,6 +253,16 @@ pub fn build(root: &Path, args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// Evaluates `expr` to the derivations it gives, written to the store at `root`, building nothing.
+pub fn instantiate_drvs(root: &Path, expr: &ExprArgs) -> Result<Vec<StorePath>> {
+    let request = expr.request(Output::Derivations, false, false)?;
+    let drvs = evaluate(request, Some(root.to_path_buf()), root.to_path_buf())?;
+    Ok(drvs
+        .lines()
+        .map(StorePath::parse)
+        .collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
 /// One output `rixos build` made (or found valid), and the link made to it, if any.
 pub struct BuiltOutput {
     pub path: StorePath,

@@ -58,6 +58,15 @@ pub enum Command {
     /// Say which QEMU accelerator boots Linux here: KVM only if a real kernel reaches its first program under
     /// it (decided once per boot of the host, cached), else TCG; `RIXOS_QEMU_ACCEL=kvm|tcg` overrides.
     QemuAccel(qemu_accel::QemuAccelArgs),
+    /// What a toplevel's `bin/switch-to-configuration ACTION` runs: move this machine to TOPLEVEL
+    /// (switch, boot, test or dry-activate), as `rixos system switch` does after building.
+    #[command(hide = true)]
+    SwitchToConfiguration {
+        /// The toplevel's store path.
+        toplevel: String,
+        /// switch, boot, test or dry-activate.
+        action: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -75,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Instantiate(args) => instantiate::instantiate(&store, &args),
         Command::Build(args) => instantiate::build(&store, &args),
         Command::QemuAccel(args) => qemu_accel::run(&args),
+        Command::SwitchToConfiguration { toplevel, action } => switch_to_configuration(&toplevel, &action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +93,16 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn switch_to_configuration(toplevel: &str, action: &str) -> anyhow::Result<()> {
+    let action = crate::switch::Action::parse(action)?;
+    let root = std::path::Path::new("/");
+    let _lock = match action {
+        crate::switch::Action::DryActivate => None,
+        _ => Some(crate::switch::lock::SwitchLock::take(&root.join("run/rixos"))?),
+    };
+    crate::switch::switch_to_configuration(root, toplevel, action)
 }
 
 #[cfg(test)]

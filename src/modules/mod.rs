@@ -69,6 +69,7 @@ pub fn install(ev: &mut Evaluator) {
     add_builtin(ev, "rixosRecordOptionReads", 1, prim_record_option_reads);
     add_builtin_lazy(ev, "rixosStage1", prim_stage1);
     add_builtin_lazy(ev, "rixosSelf", prim_self);
+    add_builtin_lazy(ev, "rixosInstalled", prim_installed);
 }
 
 thread_local! {
@@ -117,6 +118,23 @@ fn prim_options_read(_: &mut Evaluator, _: &[Thunk], _: Pos) -> Result<Value> {
             })
             .collect(),
     ))
+}
+
+/// `builtins.rixosInstalled`: the store path of the rixos package this executable runs from
+/// (`/nix/store/...-rixos/bin/rixos` in a store the evaluation sees), or null. A system rebuilding itself uses
+/// the package it has instead of making it again from `rixosSelf`, which would need patchelf and the
+/// unpatched executable, neither of which an installed system carries.
+fn prim_installed(ev: &mut Evaluator, _: &[Thunk], _pos: Pos) -> Result<Value> {
+    let package = std::env::current_exe().ok().and_then(|exe| {
+        let text = exe.to_str()?.to_string();
+        let rest = text.strip_prefix(crate::store::path::STORE_DIR)?.strip_prefix('/')?;
+        let (name, inner) = rest.split_once('/')?;
+        (inner == "bin/rixos" && name.ends_with("-rixos")).then(|| format!("{}/{name}", crate::store::path::STORE_DIR))
+    });
+    match package.filter(|p| crate::eval::io::is_store_path(p) && ev.io.exists(std::path::Path::new(p))) {
+        Some(path) => Ok(str_value(path.clone(), std::collections::BTreeSet::from([path]))),
+        None => Ok(Value::Null),
+    }
 }
 
 /// `builtins.rixosSelf`: this rixos executable, added to the store (for the systems that carry rixos).

@@ -39,6 +39,15 @@ pub const BUILD_GID: u32 = 30000;
 /// How many log lines a failed build shows.
 const LOG_TAIL: usize = 25;
 
+/// What a build would need, found by [`LocalStore::missing`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// Derivations whose outputs are not valid and would be built.
+    pub build: Vec<StorePath>,
+    /// Fixed-output downloads that would be fetched.
+    pub download: Vec<StorePath>,
+}
+
 impl LocalStore {
     /// Builds `drv_path` and everything it needs that is not valid yet; returns its outputs.
     pub fn realise(&mut self, drv_path: &StorePath) -> Result<BTreeMap<String, StorePath>> {
@@ -129,6 +138,34 @@ impl LocalStore {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// What building `drvs` would do, doing nothing: the derivations that would be built and the downloads
+    /// (`builtin:fetchurl` outputs) that would be fetched, each once, sorted (as `nix-build --dry-run`).
+    pub fn missing(&self, drvs: &[StorePath]) -> Result<Missing> {
+        let mut todo: Vec<StorePath> = drvs.to_vec();
+        let mut seen = std::collections::HashSet::new();
+        let mut missing = Missing::default();
+        while let Some(drv_path) = todo.pop() {
+            if !seen.insert(drv_path.clone()) {
+                continue;
+            }
+            let drv = self.read_derivation(&drv_path)?;
+            if self.all_valid(&output_paths(&drv)?)? {
+                continue;
+            }
+            if drv.builder == "builtin:fetchurl" && drv.fixed_output().is_some() {
+                missing.download.push(drv_path);
+                continue;
+            }
+            missing.build.push(drv_path);
+            for input in drv.input_drvs.keys() {
+                todo.push(StorePath::parse(input)?);
+            }
+        }
+        missing.build.sort();
+        missing.download.sort();
+        Ok(missing)
     }
 
     /// The outputs `drv_path` declares, by name.

@@ -7,9 +7,14 @@ use super::spec::LoaderSpec;
 
 /// The whole `grub.cfg`: settings, the configuration's extra lines, the generations (the first, newest, is the
 /// default), then the configuration's extra entries.
-pub fn grub_cfg(entries: &[MenuEntry], loader: &LoaderSpec) -> String {
+/// `default` is the number of the generation booted when nobody chooses (the newest but after a rollback).
+pub fn grub_cfg(entries: &[MenuEntry], default: u32, loader: &LoaderSpec) -> String {
     let mut cfg = String::from("# Written by rixos for every generation of the system; rewritten on each change.\n");
-    cfg.push_str("set default=0\n");
+    if entries.first().is_none_or(|e| e.number == default) {
+        cfg.push_str("set default=0\n");
+    } else {
+        cfg.push_str(&format!("set default=rixos-generation-{default}\n"));
+    }
     // As NixOS: no timeout waits until an entry is chosen.
     let timeout = loader.timeout.map_or("-1".to_string(), |t| t.to_string());
     cfg.push_str(&format!("set timeout={timeout}\n"));

@@ -68,13 +68,33 @@ pub fn install_files(
     esp: &Path,
     resolve: &dyn Fn(&str) -> Result<PathBuf>,
 ) -> Result<Installed> {
-    let plan = plan(generations, resolve)?;
+    install_files_with_default(generations, None, esp, resolve)
+}
+
+/// As [`install_files`], with `default` (a generation's number; the newest when `None`) booted when nobody
+/// chooses: the system profile's current generation, which is older than the newest after a rollback.
+pub fn install_files_with_default(
+    generations: &[Generation],
+    default: Option<u32>,
+    esp: &Path,
+    resolve: &dyn Fn(&str) -> Result<PathBuf>,
+) -> Result<Installed> {
+    let plan = plan_with_default(generations, default, resolve)?;
     files::apply(esp, &plan.files)?;
     Ok(plan.installed)
 }
 
 /// The files for `generations`: the newest first, as many as the loader's `configurationLimit` allows.
 pub fn plan(generations: &[Generation], resolve: &dyn Fn(&str) -> Result<PathBuf>) -> Result<Plan> {
+    plan_with_default(generations, None, resolve)
+}
+
+/// As [`plan`], with the default generation given (it decides the loader and is always listed).
+pub fn plan_with_default(
+    generations: &[Generation],
+    default: Option<u32>,
+    resolve: &dyn Fn(&str) -> Result<PathBuf>,
+) -> Result<Plan> {
     let mut newest_first: Vec<&Generation> = generations.iter().collect();
     newest_first.sort_by_key(|g| std::cmp::Reverse(g.number));
     if let Some(pair) = newest_first.windows(2).find(|w| w[0].number == w[1].number) {
@@ -85,20 +105,33 @@ pub fn plan(generations: &[Generation], resolve: &dyn Fn(&str) -> Result<PathBuf
             pair[1].toplevel
         );
     }
-    let Some(newest) = newest_first.first() else {
+    let Some(first) = newest_first.first() else {
         bail!("no generation to boot: the system profile is empty (build and switch to a system first)");
+    };
+    let newest = match default {
+        Some(number) => *newest_first
+            .iter()
+            .find(|g| g.number == number)
+            .with_context(|| format!("the default generation {number} is not among the generations"))?,
+        None => *first,
     };
     let newest_spec = read_spec(newest, resolve)?;
     let loader = newest_spec.loader.clone();
     let limit = loader.configuration_limit.unwrap_or(usize::MAX).max(1);
     let mut installed = Installed::default();
-    let mut booted = vec![(*newest, newest_spec)];
-    for generation in newest_first.iter().skip(1).take(limit - 1) {
+    let mut booted = vec![(newest, newest_spec)];
+    for generation in newest_first
+        .iter()
+        .filter(|g| g.number != newest.number)
+        .take(limit - 1)
+    {
         match read_spec(generation, resolve) {
             Ok(spec) => booted.push((generation, spec)),
             Err(e) => installed.left_out.push(format!("{e:#}")),
         }
     }
+    // The menu lists generations newest first; the default is found by its number.
+    booted.sort_by_key(|(g, _)| std::cmp::Reverse(g.number));
     let (kernel_dir, suffix) = match loader.kind {
         LoaderKind::None => {
             return Ok(Plan {
@@ -164,7 +197,7 @@ pub fn plan(generations: &[Generation], resolve: &dyn Fn(&str) -> Result<PathBuf
             }
             files.push(EspFile {
                 path: "grub/grub.cfg".into(),
-                content: Content::Text(grub::grub_cfg(&entries, &loader)),
+                content: Content::Text(grub::grub_cfg(&entries, newest.number, &loader)),
             });
         }
         LoaderKind::SystemdBoot => {

@@ -40,6 +40,9 @@ pub struct LoaderSpec {
 
 #[derive(Debug, Clone)]
 pub struct GrubSpec {
+    /// The disks GRUB's BIOS images go on when the running system updates them (`boot.loader.grub.devices`,
+    /// `nodev` left out).
+    pub devices: Vec<String>,
     /// `boot.img` (the MBR's code) and `core.img` (the BIOS boot partition's), when GRUB has a BIOS device.
     pub bios: Option<(String, String)>,
     /// `grubx64.efi`, when `efiSupport`.
@@ -93,6 +96,11 @@ impl BootSpec {
                 timeout: loader.optional_number("timeout")?,
                 configuration_limit: loader.optional_number("configurationLimit")?.map(|n| n as usize),
                 grub: GrubSpec {
+                    // Absent from toplevels that predate it: those left the disk's BIOS images alone.
+                    devices: match grub.value.get("devices") {
+                        Some(_) => grub.strings("devices")?.into_iter().filter(|d| d != "nodev").collect(),
+                        None => Vec::new(),
+                    },
                     bios,
                     efi: grub.optional_string("efi")?,
                     efi_install_as_removable: grub.boolean("efiInstallAsRemovable")?,

@@ -96,6 +96,60 @@ pub fn install(boot_img: &[u8], core_img: &[u8], mbr: &[u8; SECTOR], core_lba: u
     Ok(BiosInstall { mbr: boot, core })
 }
 
+/// Installs GRUB's BIOS images on the GPT disk `device` (a block device or an image file): core.img at the
+/// start of its BIOS boot partition, boot.img merged into its first sector. Only what differs is written
+/// (core.img first, the MBR last, so a crash between leaves the old boot.img pointing at a complete core.img
+/// of either version); returns whether anything was.
+pub fn install_on_device(device: &std::path::Path, boot_img: &[u8], core_img: &[u8]) -> Result<bool> {
+    use anyhow::Context;
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .open(device)
+        .with_context(|| format!("reading the GUID partition table of {}", device.display()))?;
+    let bios = disk
+        .partitions()
+        .values()
+        .find(|p| p.part_type_guid == gpt::partition_types::BIOS)
+        .with_context(|| {
+            format!(
+                "{} has no BIOS boot partition for GRUB's core.img (boot.loader.grub.device names the disk GRUB \
+                 boots BIOS machines from; set it to \"nodev\" for UEFI only)",
+                device.display()
+            )
+        })?;
+    let (first, room) = (bios.first_lba, bios.last_lba + 1 - bios.first_lba);
+    drop(disk);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .with_context(|| format!("opening {}", device.display()))?;
+    let mut mbr = [0; SECTOR];
+    file.read_exact(&mut mbr)
+        .with_context(|| format!("reading the first sector of {}", device.display()))?;
+    let done = install(boot_img, core_img, &mbr, first, room)?;
+    let mut present = vec![0; done.core.len()];
+    file.seek(SeekFrom::Start(first * SECTOR as u64))?;
+    file.read_exact(&mut present)
+        .with_context(|| format!("reading the BIOS boot partition of {}", device.display()))?;
+    if present == done.core && mbr == done.mbr {
+        return Ok(false);
+    }
+    let written = (|| -> std::io::Result<()> {
+        if present != done.core {
+            file.seek(SeekFrom::Start(first * SECTOR as u64))?;
+            file.write_all(&done.core)?;
+            file.sync_data()?;
+        }
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&done.mbr)?;
+        file.sync_data()
+    })();
+    written.with_context(|| format!("writing GRUB's BIOS images to {}", device.display()))?;
+    Ok(true)
+}
+
 fn blocklist_len(core: &[u8], entry: usize) -> u16 {
     u16::from_le_bytes([core[entry + 8], core[entry + 9]])
 }
@@ -104,6 +158,7 @@ fn blocklist_len(core: &[u8], entry: usize) -> u16 {
 mod tests {
     use super::*;
     use crate::image::require_tool;
+    use std::path::Path;
 
     /// A boot.img and core.img shaped as GRUB's: the core's first sector ends with a default blocklist.
     fn fake_images(core_sectors: usize) -> (Vec<u8>, Vec<u8>) {
@@ -156,6 +211,52 @@ mod tests {
         assert_eq!(&done.core[..FIRST_BLOCKLIST - 12], &core[..FIRST_BLOCKLIST - 12]);
         assert_eq!(&done.core[SECTOR..core.len()], &core[SECTOR..]);
         assert!(done.core[core.len()..].iter().all(|b| *b == 0));
+    }
+
+    /// On a disk image laid out as rixos' images: core.img lands in the BIOS boot partition, the MBR keeps
+    /// its partition table, and installing the same images again writes nothing.
+    #[test]
+    fn installs_on_a_gpt_disk_once() {
+        use crate::image::disk::ids::DiskIds;
+        use crate::image::disk::layout::{DiskLayout, write_partition_table};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let size = 300 * 1024 * 1024;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(size).unwrap();
+        let layout = DiskLayout::new(size, 256 * 1024 * 1024).unwrap();
+        write_partition_table(&mut file, &layout, &DiskIds::new("test", "test")).unwrap();
+        drop(file);
+        let before = std::fs::read(&path).unwrap();
+        let (boot, core) = fake_images(60);
+        assert!(install_on_device(&path, &boot, &core).unwrap());
+        let after = std::fs::read(&path).unwrap();
+        let first = layout.bios.first_lba as usize * SECTOR;
+        assert_eq!(
+            &after[first..first + FIRST_BLOCKLIST - 12],
+            &core[..FIRST_BLOCKLIST - 12]
+        );
+        assert_eq!(
+            &after[0x1b8..0x1fe],
+            &before[0x1b8..0x1fe],
+            "the partition table is kept"
+        );
+        assert_eq!(
+            &after[KERNEL_SECTOR..KERNEL_SECTOR + 8],
+            &layout.bios.first_lba.to_le_bytes()
+        );
+        assert_eq!(&after[SECTOR..first], &before[SECTOR..first], "the GPT is untouched");
+        assert!(
+            !install_on_device(&path, &boot, &core).unwrap(),
+            "nothing differs the second time"
+        );
+        let error = install_on_device(Path::new("/dev/null"), &boot, &core).unwrap_err();
+        assert!(format!("{error:#}").contains("/dev/null"), "{error:#}");
     }
 
     #[test]

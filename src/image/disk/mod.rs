@@ -14,7 +14,7 @@
 //! directory beside the output, removed when the build ends, also when it fails.
 
 mod ext4;
-mod grub_bios;
+pub mod grub_bios;
 mod ids;
 mod layout;
 mod staging;

@@ -16,7 +16,9 @@
   # rixos itself, for the systems it builds: the running binary with its ELF interpreter and RUNPATH pointed
   # at the channel's libraries (the same Debian release rixos is built on).
   # The packages of the libraries rixos links (`readelf -d target/release/rixos`); theirs come with them.
-  rixos = let libraries = with pkgs; [ libc6 libgcc-s1 libsquashfs1 libisoburn1 ]; in derivation {
+  # On a system that carries rixos, the package it runs from (so the machine rebuilds itself with what it has).
+  rixos = let libraries = with pkgs; [ libc6 libgcc-s1 libsquashfs1 libisoburn1 ]; in
+    if builtins.rixosInstalled != null then builtins.rixosInstalled else derivation {
     name = "rixos";
     system = "x86_64-linux";
     builder = "${pkgs.bash}/bin/bash";

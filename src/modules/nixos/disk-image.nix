@@ -58,6 +58,8 @@ in
     fileSystems."/" = lib.mkOverride 60 { device = "/dev/disk/by-label/rixos"; fsType = "ext4"; autoResize = true; };
     fileSystems."/boot" = lib.mkOverride 60 { device = "/dev/disk/by-label/ESP"; fsType = "vfat"; options = [ "umask=0077" ]; };
     boot.growPartition = lib.mkDefault true;
+    # The machine rebuilds its /etc/rixos/configuration.nix with this module, as it was built.
+    system.rebuildModules = [ "<rixos/nixos/disk-image.nix>" ];
     # One disk for both firmware kinds, as NixOS's hybrid images: GRUB's BIOS images go into the disk itself
     # (its device as the booted machine sees it, for later installs), its EFI image to the removable path, which
     # firmware without a boot entry for the disk finds.

@@ -46,6 +46,10 @@ in
         exec ${cfg.package}/sbin/sshd -D -f /etc/ssh/sshd_config
       '';
       serviceConfig.Restart = "always";
+      # As NixOS: a changed sshd is restarted in one step after activation, and only the listening daemon is
+      # stopped, so the sessions (the one running the switch among them) live on.
+      stopIfChanged = false;
+      serviceConfig.KillMode = "process";
     };
   };
 }

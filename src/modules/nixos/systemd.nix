@@ -10,20 +10,24 @@ let
     wants = mkOption { type = types.listOf types.str; default = [ ]; description = "Units this one wants."; };
     requires = mkOption { type = types.listOf types.str; default = [ ]; description = "Units this one requires."; };
     unitConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "More [Unit] settings."; };
-    restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; description = "When any of these change, switching to the new system restarts the unit (written as X-Restart-Triggers, as NixOS does). Has no effect yet: there is no `rixos system switch` to act on it."; };
+    restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; description = "When any of these change, switching to the new system restarts the unit (written as X-Restart-Triggers, as NixOS does: the unit file changes with them)."; };
+    reloadTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; description = "When any of these change, and nothing else of the unit, switching to the new system reloads the unit instead of restarting it (X-Reload-Triggers)."; };
   };
   serviceOptions = unitOptions // {
     serviceConfig = mkOption { type = types.attrsOf types.unspecified; default = { }; description = "[Service] settings."; };
     script = mkOption { type = types.lines; default = ""; description = "A shell script run as the service's ExecStart."; };
     environment = mkOption { type = types.attrsOf types.str; default = { }; description = "Environment variables."; };
     path = mkOption { type = types.listOf types.package; default = [ ]; description = "Packages whose bin/ is on PATH."; };
-    reloadIfChanged = mkOption { type = types.bool; default = false; description = "Whether switching to a new system reloads the service (ExecReload) instead of restarting it when its unit changed (X-ReloadIfChanged, as NixOS). Has no effect yet: there is no `rixos system switch` to act on it."; };
+    reloadIfChanged = mkOption { type = types.bool; default = false; description = "Whether switching to a new system reloads the service (ExecReload) instead of restarting it when its unit changed (X-ReloadIfChanged, as NixOS)."; };
+    restartIfChanged = mkOption { type = types.bool; default = true; description = "Whether switching to a new system restarts the service when its unit changed; false leaves it running as it is (X-RestartIfChanged=false)."; };
+    stopIfChanged = mkOption { type = types.bool; default = true; description = "Whether a changed service is stopped before the new system is activated and started after (so it never runs against the old /etc); false restarts it after activation in one step (X-StopIfChanged=false), as sshd wants."; };
   };
   value = v: if lib.isBool v then (if v then "yes" else "no") else toString v;
   section = name: attrs: "[${name}]\n" + lib.concatStrings (lib.mapAttrsToList (k: v:
     lib.concatMapStrings (x: "${k}=${value x}\n") (lib.toList v)) (lib.filterAttrs (_: v: v != null && v != [ ]) attrs));
   unitSection = u: section "Unit" ({ Description = u.description; After = u.after; Before = u.before; Wants = u.wants; Requires = u.requires; }
     // lib.optionalAttrs (u.restartTriggers != [ ]) { X-Restart-Triggers = toString (map (t: if lib.isPath t then "${t}" else toString t) u.restartTriggers); }
+    // lib.optionalAttrs (u.reloadTriggers != [ ]) { X-Reload-Triggers = toString (map (t: if lib.isPath t then "${t}" else toString t) u.reloadTriggers); }
     // u.unitConfig);
   installSection = u: lib.optionalString (u.wantedBy != [ ]) (section "Install" { WantedBy = u.wantedBy; });
   serviceText = name: s:
@@ -33,7 +37,9 @@ let
         PATH = lib.concatMapStringsSep ":" (p: "${p}/bin:${p}/sbin") s.path;
       });
       serviceConfig = lib.optionalAttrs (s.script != "") { ExecStart = script; } // lib.optionalAttrs (env != [ ]) { Environment = map (e: "\"${e}\"") env; }
-        // lib.optionalAttrs s.reloadIfChanged { X-ReloadIfChanged = "true"; } // s.serviceConfig;
+        // lib.optionalAttrs s.reloadIfChanged { X-ReloadIfChanged = "true"; }
+        // lib.optionalAttrs (!s.restartIfChanged) { X-RestartIfChanged = "false"; }
+        // lib.optionalAttrs (!s.stopIfChanged) { X-StopIfChanged = "false"; } // s.serviceConfig;
     in
     unitSection s + "\n" + section "Service" serviceConfig + "\n" + installSection s;
   cfg = config.systemd;

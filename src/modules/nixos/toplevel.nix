@@ -37,12 +37,28 @@ let
     };
     "rixos.loader" = config.system.build.bootLoader;
   });
+  # switch-to-configuration switch|boot|test|dry-activate, as in NixOS: moves the machine to the toplevel this
+  # program is in (src/switch, run by the rixos the toplevel carries).
+  switchToConfiguration = lib.writeScript "switch-to-configuration" ''
+    #!${pkgs.bash}/bin/bash
+    toplevel=$(${pkgs.coreutils}/bin/readlink -f "''${0%/bin/switch-to-configuration}")
+    exec ${pkgs.rixos}/bin/rixos switch-to-configuration "$toplevel" "$@"
+  '';
   failed = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
   checked = x:
     if failed != [ ] then throw "Failed assertions:\n${lib.concatMapStrings (m: "- ${m}\n") failed}"
     else lib.foldr (w: acc: builtins.trace "warning: ${w}" acc) x config.warnings;
 in
 {
+  options.system.rebuildModules = lib.mkOption {
+    type = lib.types.listOf lib.types.str;
+    default = [ ];
+    internal = true;
+    description = ''
+      Modules (Nix expressions such as `<rixos/nixos/disk-image.nix>`) the machine was built with besides its
+      configuration file: `rixos system` on the machine adds them when it rebuilds /etc/rixos/configuration.nix
+      (the toplevel lists them in `rebuild-modules`).'';
+  };
   config.system.build = {
     inherit etc sw kernelFile initrdFile;
     toplevel = checked (linkfarm "${config.system.name}-system-${config.networking.hostName}" [
@@ -59,6 +75,8 @@ in
       { path = "system"; target = builtins.toFile "system" "x86_64-linux"; }
       { path = "stateVersion"; target = builtins.toFile "state-version" config.system.stateVersion; }
       { path = "boot.json"; target = bootJson; }
+      { path = "bin/switch-to-configuration"; target = switchToConfiguration; }
+      { path = "rebuild-modules"; target = builtins.toFile "rebuild-modules" (lib.concatMapStrings (m: "${m}\n") config.system.rebuildModules); }
     ]);
   };
 }
