@@ -68,6 +68,7 @@ impl Workspace {
     pub fn new() -> Workspace {
         let tmp = tempfile::tempdir().expect("a temporary directory");
         let dir = tmp.path().to_path_buf();
+        remove_at_exit(&dir);
         let store = dir.join("store");
         run(&store, &dir, &["channel", "--update"]);
         Workspace { _tmp: tmp, dir, store }
@@ -98,6 +99,26 @@ impl Workspace {
         let public = std::fs::read_to_string(self.dir.join("key.pub")).unwrap();
         (key, public.trim().to_string())
     }
+}
+
+/// Workspaces held in statics (one built image shared by a binary's tests) are never dropped, and each holds
+/// a store of gigabytes: they are removed when the test process exits (the harness ends with `exit`, which
+/// runs `atexit` handlers), so a suite does not fill the disk.
+fn remove_at_exit(dir: &Path) {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    extern "C" fn remove_all() {
+        if let Ok(dirs) = DIRS.lock() {
+            for dir in dirs.iter() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    DIRS.lock().expect("no panic while holding it").push(dir.to_path_buf());
+    // SAFETY: `remove_all` is a plain function that lives as long as the process.
+    REGISTERED.call_once(|| unsafe {
+        libc::atexit(remove_all);
+    });
 }
 
 impl Default for Workspace {

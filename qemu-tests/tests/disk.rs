@@ -405,12 +405,16 @@ fn reboot_through_menu(b: &Built, m: &mut Machine, generations: &[u32], keys: &s
         .wait_for("rixos - Generation 1 (", BOOT)
         .unwrap_or_else(|e| panic!("no boot menu on the serial console: {e}"));
     for n in generations {
-        assert!(menu.contains(&format!("rixos - Generation {n} (")), "the menu lacks generation {n}:\n{menu}");
+        assert!(
+            menu.contains(&format!("rixos - Generation {n} (")),
+            "the menu lacks generation {n}:\n{menu}"
+        );
     }
     for key in keys.split_inclusive(['\r', 'B']) {
         m.send_keys(key).unwrap();
         std::thread::sleep(Duration::from_millis(300));
     }
+    m.wait_for("Booting `rixos - Generation", BOOT).unwrap();
     m.wait_for("rixos stage 2: activating", BOOT).unwrap();
     wait_for_ssh(b, m);
 }
@@ -421,7 +425,7 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     let disk = overlay(b, &b.raw, "switch", None);
     let mut m = machine("disk-switch", Firmware::Bios, &disk);
     // The first boot's menu, so later waits see only the menus of the reboots.
-    m.wait_for("rixos - Generation 1 (", BOOT).unwrap();
+    m.wait_for("Booting `rixos - Generation 1 (", BOOT).unwrap();
     wait_for_ssh(b, &mut m);
     let kept = "sshd.service systemd-journald.service";
     let pids = main_pids(b, &m, kept);
@@ -438,7 +442,10 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     assert!(ok, "{dry}");
     assert!(listed(&dry, "would restart").is_empty(), "{dry}");
     assert_eq!(listed(&dry, "would start"), ["hello.service"], "{dry}");
-    assert!(dry.contains("would change in /etc:") && dry.contains("/etc/hostname"), "{dry}");
+    assert!(
+        dry.contains("would change in /etc:") && dry.contains("/etc/hostname"),
+        "{dry}"
+    );
     assert_eq!(run(b, &m, "hostname"), "rixos", "dry-activate changed nothing");
     let (ok, out) = system(b, &m, "switch");
     assert!(ok, "{out}");
@@ -449,7 +456,10 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     assert_eq!(main_pids(b, &m, kept), pids, "sshd and journald kept running:\n{out}");
     let generations = run(b, &m, "rixos system list-generations");
     assert_eq!(generations.lines().count(), 3, "{generations}");
-    assert!(generations.lines().nth(1).unwrap().starts_with("2 ") && generations.contains("current"), "{generations}");
+    assert!(
+        generations.lines().nth(1).unwrap().starts_with("2 ") && generations.contains("current"),
+        "{generations}"
+    );
     assert!(run(b, &m, "grep -c 'menuentry ' /boot/grub/grub.cfg") == "2");
 
     // Generation 3: sshd's configuration changes, so sshd (only) restarts, as dry-activate says.
@@ -458,7 +468,10 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     let (ok, dry) = system(b, &m, "dry-activate");
     assert!(ok, "{dry}");
     assert_eq!(listed(&dry, "would restart"), ["sshd.service"], "{dry}");
-    assert!(listed(&dry, "would stop").contains(&"hello.service".to_string()), "{dry}");
+    assert!(
+        listed(&dry, "would stop").contains(&"hello.service".to_string()),
+        "{dry}"
+    );
     let (ok, out) = system(b, &m, "switch");
     assert!(ok, "{out}");
     assert_eq!(listed(&out, "restarting"), listed(&dry, "would restart"), "{out}");
@@ -468,7 +481,11 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     assert_eq!(run(b, &m, "grep -c ClientAlive /etc/ssh/sshd_config"), "1");
 
     // test: active now, not a generation, gone after a reboot.
-    edit_configuration(b, &m, &format!("{third}  environment.etc.\"only-tested\".text = \"x\";\n"));
+    edit_configuration(
+        b,
+        &m,
+        &format!("{third}  environment.etc.\"only-tested\".text = \"x\";\n"),
+    );
     let (ok, out) = system(b, &m, "test");
     assert!(ok, "{out}");
     assert_eq!(run(b, &m, "cat /etc/only-tested"), "x");
@@ -507,8 +524,12 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     assert!(run(b, &m, "test -e /etc/only-tested || echo gone").contains("gone"));
     let generations = run(b, &m, "rixos system list-generations");
     assert!(
-        generations.lines().any(|l| l.starts_with("1 ") && l.ends_with("booted"))
-            && generations.lines().any(|l| l.starts_with("5 ") && l.ends_with("current")),
+        generations
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.ends_with("booted"))
+            && generations
+                .lines()
+                .any(|l| l.starts_with("5 ") && l.ends_with("current")),
         "{generations}"
     );
 
@@ -535,7 +556,10 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
         &m,
         "(rixos system test > /tmp/first 2>&1 &) ; sleep 3; rixos system test 2>&1; echo status=$?",
     );
-    assert!(out.contains("another switch of this system is running") && !out.ends_with("status=0"), "{out}");
+    assert!(
+        out.contains("another switch of this system is running") && !out.ends_with("status=0"),
+        "{out}"
+    );
     let _ = ssh(b, &m, "while pgrep -f 'rixos system test' >/dev/null; do sleep 1; done");
     let _ = ssh(b, &m, "systemctl poweroff");
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");

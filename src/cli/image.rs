@@ -80,6 +80,11 @@ fn build_image(root: &Path, args: &ImageBuildArgs) -> Result<()> {
         // The installed machine gets the channels this build used, so it rebuilds from the same package set.
         if let Some(channels) = channels_generation(root)? {
             extra.push(format!("{{ image.channel = \"{channels}\"; }}"));
+            // And the list it updates them from, as a Nix string (URLs hold no quote or `${`).
+            let list = crate::pkgs::channel::Channels::new(root).list_text()?;
+            if !list.contains(['"', '\\', '$']) {
+                extra.push(format!("{{ image.channelList = \"{}\"; }}", list.replace('\n', "\\n")));
+            }
         }
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

@@ -204,6 +204,12 @@ fn switch(root: &Path, args: &SwitchArgs, action: Action) -> Result<()> {
         if matches!(action, Action::Switch | Action::Boot) {
             let number = profile.add_generation(&toplevel)?;
             profile.switch(number)?;
+            // On disk before the boot menu names it the default.
+            if let Some(dir) = profile.path().parent() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .with_context(|| format!("syncing {}", dir.display()))?;
+            }
             eprintln!("generation {number} of the system: {toplevel}");
         }
         toplevel

@@ -60,6 +60,11 @@ impl Channels {
         Profile::new(self.root.join("nix/var/nix/profiles/per-user/root/channels"))
     }
 
+    /// The channel list as its file holds it (`URL NAME` lines), for a machine that updates from the same.
+    pub fn list_text(&self) -> Result<String> {
+        Ok(self.list()?.iter().map(|c| format!("{} {}\n", c.url, c.name)).collect())
+    }
+
     /// The configured channels; without a list, the default channel.
     pub fn list(&self) -> Result<Vec<Channel>> {
         let file = self.list_file();

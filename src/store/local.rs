@@ -37,9 +37,27 @@ pub fn make_root_store_writable(root: &Path) {
         return;
     }
     const NONE: Option<&str> = None;
-    let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .and_then(|()| mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE))
-        .and_then(|()| mount(NONE, store, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_BIND, NONE));
+    let private = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .and_then(|()| mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE));
+    if private.is_err() {
+        return;
+    }
+    // Stage 2's read-only bind mount is dropped, not remounted: under it the store is the same mount as the
+    // state directory builds run in, so finished outputs are renamed into place (a rename never crosses
+    // mounts, even of one file system).
+    // Only a bind of the root's own store (same device as the state directory): a store of another file
+    // system (a VM's 9p share, a live system's overlay) is the store itself, and stays.
+    let device = |p: &str| {
+        std::fs::metadata(p)
+            .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+            .ok()
+    };
+    if device("/nix/store").is_some() && device("/nix/store") == device("/nix/var/nix") {
+        let _ = nix::mount::umount2(store, nix::mount::MntFlags::MNT_DETACH);
+    }
+    if statvfs(store).is_ok_and(|st| st.flags().contains(FsFlags::ST_RDONLY)) {
+        let _ = mount(NONE, store, NONE, MsFlags::MS_REMOUNT | MsFlags::MS_BIND, NONE);
+    }
 }
 
 /// The store a command uses without `--store`: on a booted rixos system (it has `/run/current-system` and a

@@ -170,7 +170,7 @@ pub fn switch_to_configuration(root: &Path, toplevel: &str, action: Action) -> R
                 Some("active" | "activating" | "reloading")
             )
         })
-        .filter(|u| !plan.start.contains(&u.name) && !plan.restart.contains(&u.name))
+        .filter(|u| !plan.start.contains(&u.name) && !plan.restart.contains(&u.name) && !plan.new.contains(&u.name))
         .filter(|u| u.name.ends_with(".service") || u.name.ends_with(".socket") || u.name.ends_with(".timer"))
         .map(|u| &u.name)
         .collect();

@@ -38,6 +38,8 @@ pub struct Plan {
     pub kept: Vec<(String, &'static str)>,
     /// Started only to pull in what they want (active targets): not worth listing to the user.
     pub quiet: BTreeSet<String>,
+    /// Units the new generation's active targets want that are not running: starting the targets starts them.
+    pub new: BTreeSet<String>,
 }
 
 impl Plan {
@@ -48,9 +50,11 @@ impl Plan {
         all
     }
 
-    /// Units shown as started: those in `start` that are not quiet.
+    /// Units shown as started: those in `start` that are not quiet, and the new ones.
     pub fn shown_start(&self) -> Vec<&String> {
-        self.start.iter().filter(|u| !self.quiet.contains(*u)).collect()
+        let mut shown: BTreeSet<&String> = self.start.iter().filter(|u| !self.quiet.contains(*u)).collect();
+        shown.extend(self.new.iter());
+        shown.into_iter().collect()
     }
 }
 
@@ -114,6 +118,29 @@ pub fn plan(old_dir: &Path, new_dir: &Path, loaded: &[LoadedUnit]) -> Result<Pla
                 plan.reload.insert(name.to_string());
             }
             Change::NeedsRestart => modified(&mut plan, name, &new, new_dir),
+        }
+    }
+    // What the targets started again will start: the units new to this generation that their `.wants` and
+    // `.requires` name.
+    let running: BTreeSet<&str> = loaded
+        .iter()
+        .filter(|u| matches!(u.active.as_str(), "active" | "activating" | "reloading"))
+        .map(|u| u.name.as_str())
+        .collect();
+    for target in plan.quiet.clone() {
+        for dir in [format!("{target}.wants"), format!("{target}.requires")] {
+            let Ok(entries) = std::fs::read_dir(new_dir.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // Only units new to this generation: one that ran and ended (a oneshot, a failed
+                // condition) is not started again by its target.
+                let is_new = !unit_file(old_dir, &name).exists();
+                if is_new && !running.contains(name.as_str()) && !masked(&entry.path()) && entry.path().exists() {
+                    plan.new.insert(name);
+                }
+            }
         }
     }
     // A unit restarted or started anyway needs no reload.

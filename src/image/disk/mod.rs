@@ -123,6 +123,7 @@ pub fn build(b: &Builtin<'_>) -> Result<()> {
             paths: &infos,
             toplevel: &toplevel,
             channel: channel.as_ref(),
+            channel_list: Some(b.env("channelList")).filter(|l| !l.is_empty()),
             files: &files,
             epoch,
         },

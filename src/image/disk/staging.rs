@@ -30,6 +30,8 @@ pub struct RootContents<'a> {
     pub paths: &'a [PathInfo],
     pub toplevel: &'a StorePath,
     pub channel: Option<&'a StorePath>,
+    /// The channel list (`nix/var/rixos/channels`: names and URLs) the machine updates from.
+    pub channel_list: Option<&'a str>,
     /// Files placed outside the store: (path relative to `/`, the file here), e.g. the configuration.
     pub files: &'a [(String, PathBuf)],
     pub epoch: u64,
@@ -80,12 +82,18 @@ pub fn stage_root(root: &Path, contents: &RootContents<'_>) -> Result<Usage> {
     make_dir(&root.join("root"))?;
     fs::set_permissions(root.join("root"), fs::Permissions::from_mode(0o700))?;
     if let Some(channel) = contents.channel {
-        symlink(channel.to_string(), profiles.join("per-user/root/channels"))?;
+        // A profile as `rixos channel` keeps it: `channels` -> `channels-1-link` -> the generation.
+        symlink(channel.to_string(), profiles.join("per-user/root/channels-1-link"))?;
+        symlink("channels-1-link", profiles.join("per-user/root/channels"))?;
         make_dir(&root.join("root/.nix-defexpr"))?;
         symlink(
             "/nix/var/nix/profiles/per-user/root/channels",
             root.join("root/.nix-defexpr/channels"),
         )?;
+    }
+    if let Some(list) = contents.channel_list {
+        make_dir(&state.parent().expect("nix/var/nix").join("rixos"))?;
+        fs::write(state.parent().expect("nix/var/nix").join("rixos/channels"), list)?;
     }
     make_dir(&root.join("etc/rixos"))?;
     for (place, source) in contents.files {
@@ -255,6 +263,7 @@ mod tests {
                 paths: &paths,
                 toplevel: &toplevel,
                 channel: Some(&channel),
+                channel_list: Some("file:///mirror/dists/bookworm debian\n"),
                 files: &files,
                 epoch,
             },
@@ -298,7 +307,15 @@ mod tests {
         );
         assert_eq!(
             fs::read_link(profiles.join("per-user/root/channels")).unwrap(),
+            Path::new("channels-1-link")
+        );
+        assert_eq!(
+            fs::read_link(profiles.join("per-user/root/channels-1-link")).unwrap(),
             Path::new(&channel.to_string())
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("nix/var/rixos/channels")).unwrap(),
+            "file:///mirror/dists/bookworm debian\n"
         );
         assert!(
             fs::symlink_metadata(root.join("root/.nix-defexpr/channels"))

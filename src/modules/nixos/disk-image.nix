@@ -34,6 +34,7 @@ let
     diskSize = toString cfg.diskSize;
     espSize = toString cfg.espSize;
     channel = cfg.channel;
+    channelList = cfg.channelList;
     configurationFiles = lib.concatStrings configurationList;
     # Every timestamp of the image: 1980-01-01, the earliest FAT can hold.
     sourceDateEpoch = "315532800";
@@ -49,6 +50,7 @@ in
     };
     espSize = mkOption { type = types.ints.positive; default = 256; description = "The EFI system partition's size in MiB (at least 256)."; };
     channel = mkOption { type = types.str; default = ""; internal = true; description = "The store path of the channels generation the system is built from (set by `rixos image build`)."; };
+    channelList = mkOption { type = types.str; default = ""; internal = true; description = "The channel list (`URL NAME` lines) the machine updates from (set by `rixos image build`)."; };
     defaultConfiguration = mkOption { type = types.str; default = "<rixos/images/raw.nix>"; internal = true; description = "What /etc/rixos/configuration.nix imports when the image was built without a configuration file."; };
   };
   config = {

@@ -62,6 +62,8 @@ in
         exec ${cfg.package}/sbin/nginx -c /etc/nginx/nginx.conf -g 'daemon off;'
       '';
       serviceConfig.Restart = "always";
+      # A changed nginx.conf restarts nginx on switch (the unit carries the configuration's hash).
+      restartTriggers = [ (builtins.hashString "sha256" config.environment.etc."nginx/nginx.conf".text) ];
     };
   };
 }

@@ -3,6 +3,16 @@ let
   inherit (lib) mkOption mkEnableOption types;
   cfg = config.services.openssh;
   yesNo = b: if b then "yes" else "no";
+  # A file of its own, so the unit names it (restartTriggers) and a change of it restarts sshd on switch.
+  sshdConfig = lib.writeText "sshd_config" ''
+      ${lib.concatMapStrings (p: "Port ${toString p}\n") cfg.ports}PermitRootLogin ${cfg.settings.PermitRootLogin}
+      PasswordAuthentication ${yesNo cfg.settings.PasswordAuthentication}
+      AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u
+      HostKey /etc/ssh/ssh_host_ed25519_key
+      UsePAM no
+      # sshd would give sessions its compiled-in PATH (/usr/bin:/bin), which holds nothing here.
+      SetEnv PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin
+      ${cfg.extraConfig}'';
 in
 {
   options.services.openssh = {
@@ -24,15 +34,7 @@ in
     environment.etc = lib.mapAttrs' (name: u: lib.nameValuePair "ssh/authorized_keys.d/${name}" {
       text = lib.concatLines u.openssh.authorizedKeys.keys;
     }) (lib.filterAttrs (_: u: u.openssh.authorizedKeys.keys != [ ]) config.users.users) // {
-      "ssh/sshd_config".text = ''
-      ${lib.concatMapStrings (p: "Port ${toString p}\n") cfg.ports}PermitRootLogin ${cfg.settings.PermitRootLogin}
-      PasswordAuthentication ${yesNo cfg.settings.PasswordAuthentication}
-      AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u
-      HostKey /etc/ssh/ssh_host_ed25519_key
-      UsePAM no
-      # sshd would give sessions its compiled-in PATH (/usr/bin:/bin), which holds nothing here.
-      SetEnv PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin
-      ${cfg.extraConfig}'';
+      "ssh/sshd_config".source = sshdConfig;
     };
     systemd.services.sshd = {
       description = "SSH Daemon";
@@ -49,6 +51,7 @@ in
       # As NixOS: a changed sshd is restarted in one step after activation, and only the listening daemon is
       # stopped, so the sessions (the one running the switch among them) live on.
       stopIfChanged = false;
+      restartTriggers = [ sshdConfig ];
       serviceConfig.KillMode = "process";
     };
   };
