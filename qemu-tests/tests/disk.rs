@@ -414,7 +414,6 @@ fn reboot_through_menu(b: &Built, m: &mut Machine, generations: &[u32], keys: &s
         m.send_keys(key).unwrap();
         std::thread::sleep(Duration::from_millis(300));
     }
-    m.wait_for("Booting `rixos - Generation", BOOT).unwrap();
     m.wait_for("rixos stage 2: activating", BOOT).unwrap();
     wait_for_ssh(b, m);
 }

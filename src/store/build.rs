@@ -81,26 +81,7 @@ impl LocalStore {
     /// not valid yet (each in its own connection to the store; the usual per-output locks keep them apart).
     /// Building then finds them valid. The first failure is reported once all downloads have ended.
     pub fn fetch_ahead(&self, drvs: &[StorePath], jobs: usize) -> Result<()> {
-        let mut todo: Vec<StorePath> = drvs.to_vec();
-        let mut seen = std::collections::HashSet::new();
-        let mut fetches = Vec::new();
-        while let Some(drv_path) = todo.pop() {
-            if !seen.insert(drv_path.clone()) {
-                continue;
-            }
-            let drv = self.read_derivation(&drv_path)?;
-            if self.all_valid(&output_paths(&drv)?)? {
-                continue;
-            }
-            if drv.builder == "builtin:fetchurl" && drv.fixed_output().is_some() {
-                fetches.push(drv_path);
-                continue;
-            }
-            for input in drv.input_drvs.keys() {
-                todo.push(StorePath::parse(input)?);
-            }
-        }
-        fetches.sort();
+        let fetches = self.missing(drvs)?.download;
         let total = fetches.len();
         let queue = std::sync::Mutex::new(fetches);
         let failures = std::sync::Mutex::new(Vec::new());
