@@ -42,11 +42,54 @@ fn the_seed_builds() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let seed = configs().join("seed/configuration.nix");
+    // dry-build lists what the build will make and download, and makes nothing.
+    let out = store.rixos(dir.path(), &["system", "dry-build", "-c", seed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (listed, said) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        said.contains("derivations would be built") && said.contains("paths would be downloaded"),
+        "{said}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim().ends_with("-rixos-system-mymachine.drv")),
+        "{listed}"
+    );
+    assert!(listed.lines().any(|l| l.trim().ends_with(".deb")), "{listed}");
+    let downloaded = listed
+        .lines()
+        .find(|l| l.trim().ends_with(".deb"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        !store.root.join(downloaded.trim_start_matches('/')).exists(),
+        "dry-build downloaded {downloaded}"
+    );
+    // switch and its kin act on the machine they run on, never on a --store elsewhere.
+    let out = store.rixos(dir.path(), &["system", "switch", "-c", seed.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("change the machine they run on"));
+
     let out = store.rixos(
         dir.path(),
         &["system", "build", "-c", seed.to_str().unwrap(), "-o", "result"],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = store.rixos(dir.path(), &["system", "dry-build", "-c", seed.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to build or download"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = store.rixos(
+        dir.path(),
+        &["system", "build", "-c", seed.to_str().unwrap(), "-o", "result"],
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.trim().ends_with("-rixos-system-mymachine"), "{printed}");
     let top = dir.path().join("result");

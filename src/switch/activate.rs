@@ -76,7 +76,7 @@ pub fn switch_to_configuration(root: &Path, toplevel: &str, action: Action) -> R
         &loaded,
     )?;
     let pending = Pending::new(&run_dir);
-    pending.merge_into(&mut plan);
+    pending.merge_into(&mut plan, &top.join("etc/systemd/system"));
     let etc = etc_changes(root, &top)?;
     if action == Action::DryActivate {
         print_plan(&plan);
@@ -323,9 +323,15 @@ impl Pending {
         Pending { dir: dir.to_path_buf() }
     }
 
-    fn merge_into(&self, plan: &mut Plan) {
+    /// Adds what an interrupted switch left, for the units the new generation still has.
+    fn merge_into(&self, plan: &mut Plan, new_units: &Path) {
         for name in Self::LISTS {
             let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+            let text: String = text
+                .lines()
+                .filter(|u| super::plan::unit_file(new_units, u).exists())
+                .map(|u| format!("{u}\n"))
+                .collect();
             let set = match name {
                 "start-list" => &mut plan.start,
                 "restart-list" => &mut plan.restart,

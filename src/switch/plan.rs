@@ -60,7 +60,7 @@ impl Plan {
 
 /// The file of `unit` in `dir`: its own, or its template's for an instance (`getty@tty1.service` ->
 /// `getty@.service`).
-fn unit_file(dir: &Path, unit: &str) -> PathBuf {
+pub(crate) fn unit_file(dir: &Path, unit: &str) -> PathBuf {
     let own = dir.join(unit);
     if own.symlink_metadata().is_ok() {
         return own;
