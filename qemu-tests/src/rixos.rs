@@ -147,7 +147,9 @@ pub fn sha256_of(path: &Path) -> String {
 /// Runs `command` as root over ssh on a machine whose port 22 the host reaches at `port`, logging in with
 /// the private key `key` (host keys not checked: each test machine makes its own).
 pub fn ssh(key: &Path, port: u16, command: &str) -> Output {
-    Command::new("ssh")
+    // A command that never ends fails the test after ten minutes instead of hanging the suite.
+    Command::new("timeout")
+        .args(["--kill-after=10", "600", "ssh"])
         .arg("-i")
         .arg(key)
         .args(["-p", &port.to_string()])

@@ -553,13 +553,139 @@ fn the_installed_system_switches_rolls_back_and_boots_every_generation() {
     let (_, out) = ssh(
         b,
         &m,
-        "(rixos system test > /tmp/first 2>&1 &) ; sleep 3; rixos system test 2>&1; echo status=$?",
+        "((rixos system test > /tmp/first 2>&1; echo \"first status=$?\" >> /tmp/first) &) ; sleep 3; \
+         rixos system test 2>&1; echo status=$?",
     );
     assert!(
         out.contains("another switch of this system is running") && !out.ends_with("status=0"),
         "{out}"
     );
-    let _ = ssh(b, &m, "while pgrep -f 'rixos system test' >/dev/null; do sleep 1; done");
+    // The first one, which held the lock, still finishes its switch.
+    let first = run(
+        b,
+        &m,
+        "until grep -q '^first status=' /tmp/first; do sleep 1; done; cat /tmp/first",
+    );
+    assert!(first.ends_with("first status=0"), "{first}");
+    let _ = ssh(b, &m, "systemctl poweroff");
+    m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+}
+
+/// A guest shell command that runs `rixos system switch` with each line it prints stamped with the
+/// milliseconds since it began, into /tmp/switch.log, ending with the line `switch status=N`.
+const STAMPED_SWITCH: &str = "start=$(date +%s%N); (rixos system switch 2>&1; echo \"switch status=$?\") | \
+     while IFS= read -r line; do echo \"$(( ($(date +%s%N) - start) / 1000000 )) $line\"; done > /tmp/switch.log";
+
+/// Guest shell lines that start [`STAMPED_SWITCH`] and reset the machine with no sync (sysrq `b`: the page
+/// cache is lost, as in a power cut) `delay` seconds after a line containing `marker` is printed (after the
+/// start without one). Detached, so the ssh session that starts it returns at once. Says on the serial console
+/// when it resets, or that the switch ended first.
+fn switch_then_reset(marker: Option<&str>, delay: f64) -> String {
+    let wait = match marker {
+        Some(marker) => format!(
+            "until grep -q -e '{marker}' -e 'switch status=' /tmp/switch.log 2>/dev/null; do sleep 0.05; done\n"
+        ),
+        None => String::new(),
+    };
+    let script = format!(
+        "rm -f /tmp/switch.log\n{STAMPED_SWITCH} &\n{wait}\
+         if grep -q 'switch status=' /tmp/switch.log; then echo RIXOS-CUT-MISSED > /dev/ttyS0; exit; fi\n\
+         sleep {delay:.2}\n\
+         echo RIXOS-CUT-NOW > /dev/ttyS0\n\
+         echo b > /proc/sysrq-trigger\n"
+    );
+    format!(
+        "cat > /tmp/cut.sh <<'RIXOS_EOF'\n{script}RIXOS_EOF\n\
+         setsid nohup bash /tmp/cut.sh > /dev/null 2>&1 < /dev/null &"
+    )
+}
+
+/// The milliseconds since the switch began at which a line containing `text` was printed, in a log written
+/// by [`STAMPED_SWITCH`].
+fn printed_at(log: &str, text: &str) -> f64 {
+    log.lines()
+        .find_map(|l| {
+            let (at, line) = l.split_once(' ')?;
+            line.contains(text).then(|| at.parse::<f64>().unwrap() / 1000.0)
+        })
+        .unwrap_or_else(|| panic!("the switch never printed {text:?}:\n{log}"))
+}
+
+/// After any boot: the running generation's /etc is its own toplevel's, whole, and the store is sound.
+fn assert_consistent(b: &Built, m: &Machine, context: &str) {
+    let check = run(
+        b,
+        m,
+        "current=$(readlink -f /run/current-system); \
+         [ \"$(readlink -f /run/booted-system)\" = \"$current\" ] || echo \"booted-system is not current-system\"; \
+         [ \"$(readlink -f /etc/static)\" = \"$(readlink -f $current/etc)\" ] || echo \"/etc/static is not $current/etc\"; \
+         [ \"$(hostname)\" = \"$(cat $current/etc/hostname)\" ] || echo \"hostname $(hostname) is not the system's\"; \
+         for f in $(ls $current/etc); do [ -e /etc/$f ] || echo \"/etc/$f is missing\"; done; \
+         find /etc -xdev -type l -lname '/etc/static/*' ! -exec test -e {} ';' -print | sed 's/^/dangling: /'; \
+         rixos store verify > /tmp/verify 2>&1 || { echo 'rixos store verify failed:'; cat /tmp/verify; }; \
+         echo checked",
+    );
+    assert_eq!(
+        check, "checked",
+        "{context}: the booted system is not consistent:\n{check}"
+    );
+}
+
+#[test]
+fn a_switch_cut_off_at_any_moment_leaves_a_system_that_boots_a_consistent_generation() {
+    let b = built();
+    let disk = overlay(b, &b.raw, "cut", None);
+    let mut m = machine("disk-cut", Firmware::Bios, &disk);
+    wait_for_ssh(b, &mut m);
+
+    // One whole switch first, to learn when each phase begins: the build (evaluation included) until the
+    // profile gets its generation, then the boot menu, then activation.
+    edit_configuration(b, &m, "  networking.hostName = \"cut0\";\n");
+    let log = run(b, &m, &format!("{STAMPED_SWITCH}; cat /tmp/switch.log"));
+    assert!(log.ends_with("switch status=0"), "{log}");
+    let profile = printed_at(&log, "of the system:");
+    let menu = printed_at(&log, "updated the boot menu");
+    let activating = printed_at(&log, "activating the configuration");
+    let reloading = printed_at(&log, "reloading systemd");
+
+    // Ten moments: five through the build, then in the profile's and the boot menu's steps, and through
+    // activation. Each switch builds a new system (another hostname).
+    let mut moments: Vec<(Option<&str>, f64)> = [0.1, 0.3, 0.5, 0.7, 0.9].iter().map(|f| (None, f * profile)).collect();
+    moments.extend([
+        (Some("of the system:"), 0.0),
+        (Some("of the system:"), (menu - profile) / 2.0),
+        (Some("updated the boot menu"), 0.0),
+        (Some("activating the configuration"), (reloading - activating) / 2.0),
+        (Some("reloading systemd"), 0.2),
+    ]);
+    for (i, (marker, delay)) in moments.into_iter().enumerate() {
+        let before = run(b, &m, "readlink -f /run/current-system");
+        let hostname = format!("cut{}", i + 1);
+        edit_configuration(b, &m, &format!("  networking.hostName = \"{hostname}\";\n"));
+        run(b, &m, &switch_then_reset(marker, delay));
+        let at = format!("a switch cut off {delay:.2} s after {}", marker.unwrap_or("its start"));
+        let said = m
+            .wait_for_regex("RIXOS-CUT-(NOW|MISSED)", BOOT)
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(said[1], "NOW", "{at}: the switch ended first");
+        m.wait_for("rixos stage 2: activating", BOOT)
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+        wait_for_ssh(b, &mut m);
+        assert_consistent(b, &m, &at);
+        let now = run(b, &m, "readlink -f /run/current-system");
+        let name = run(b, &m, "hostname");
+        assert!(
+            now == before || name == hostname,
+            "{at}: booted {now} ({name}), neither the old system {before} nor the new one"
+        );
+    }
+
+    // Still a machine that switches: the next switch completes and its system is the one running.
+    edit_configuration(b, &m, "  networking.hostName = \"after\";\n");
+    let (ok, out) = system(b, &m, "switch");
+    assert!(ok, "{out}");
+    assert_eq!(run(b, &m, "hostname"), "after");
+    assert_consistent(b, &m, "the switch after the cuts");
     let _ = ssh(b, &m, "systemctl poweroff");
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
 }
