@@ -112,10 +112,30 @@ fn grub_and_systemd_boot_from_built_systems() {
     let (toplevel, installed) = build_and_install(
         dir.path(),
         "systemd-boot",
-        "boot.loader.systemd-boot.enable = true; boot.loader.systemd-boot.editor = false; boot.loader.timeout = 2;",
+        "boot.loader.systemd-boot.enable = true; boot.loader.systemd-boot.editor = false; boot.loader.timeout = 2;
+  boot.loader.efi.canTouchEfiVariables = true;",
         &esp,
     );
     assert_eq!(installed.bios, None);
+    // Allowed to touch the EFI variables: an entry for the firmware, and the efibootmgr that adds it, which is
+    // also on the system's PATH.
+    let entry = installed
+        .efi_boot_entry
+        .expect("canTouchEfiVariables asks for a firmware boot entry");
+    assert_eq!(
+        (entry.label.as_str(), entry.loader.as_str()),
+        ("Linux Boot Manager", r"\EFI\systemd\systemd-bootx64.efi")
+    );
+    let store = dir.path().join("store");
+    let resolve = |p: &str| rixos::store::resolve::resolve_under(&store, p).unwrap();
+    let spec = fs::read_to_string(resolve(&format!("{toplevel}/boot.json"))).unwrap();
+    let spec = rixos::boot::loader::spec::BootSpec::parse(&spec, "boot.json").unwrap();
+    let efibootmgr = spec.loader.efibootmgr.expect("boot.json names efibootmgr");
+    assert!(
+        fs::read(resolve(&efibootmgr)).is_ok_and(|b| b.starts_with(b"\x7fELF")),
+        "{efibootmgr} is no program"
+    );
+    assert!(resolve(&format!("{toplevel}/sw/bin/efibootmgr")).exists());
     assert!(is_pe(&esp.join("EFI/systemd/systemd-bootx64.efi")) && is_pe(&esp.join("EFI/BOOT/BOOTX64.EFI")));
     assert_eq!(
         fs::read_to_string(esp.join("loader/loader.conf")).unwrap(),

@@ -208,6 +208,21 @@ fn wait_for_ssh(b: &Built, m: &mut Machine) {
     }
 }
 
+/// Reboots and waits for ssh on the new boot (the old sshd may still answer for a moment: another boot id).
+fn reboot(b: &Built, m: &mut Machine) {
+    let boot_id = run(b, m, "cat /proc/sys/kernel/random/boot_id");
+    let _ = ssh(b, m, "systemctl reboot");
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(5));
+        wait_for_ssh(b, m);
+        if ssh(b, m, "cat /proc/sys/kernel/random/boot_id").1 != boot_id {
+            return;
+        }
+        assert!(start.elapsed() < BOOT, "{}: the machine did not reboot", m.name());
+    }
+}
+
 /// Runs `command` over ssh; it must succeed.
 fn run(b: &Built, m: &Machine, command: &str) -> String {
     let (ok, out) = ssh(b, m, command);
@@ -292,6 +307,8 @@ fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
         "test -x /run/current-system/init && test -e /nix/var/nix/profiles/system/init",
     );
     run(b, &m, "test -e /nix/var/nix/profiles/per-user/root/channels");
+    // The emergency shell, where a boot that cannot mount its file systems ends, asks for root's password.
+    run(b, &m, "test -x /sbin/sulogin");
     assert!(run(b, &m, "test -d /sys/firmware/efi && echo uefi || echo bios") == "bios");
     assert!(
         run(b, &m, "grep -c menuentry /boot/grub/grub.cfg")
@@ -300,18 +317,7 @@ fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
             >= 1
     );
     run(b, &m, "echo kept > /root/persisted && sync");
-    let boot_id = run(b, &m, "cat /proc/sys/kernel/random/boot_id");
-    let _ = ssh(b, &m, "systemctl reboot");
-    // The old sshd may still answer for a moment: wait until another boot answers.
-    let start = Instant::now();
-    loop {
-        std::thread::sleep(Duration::from_secs(5));
-        wait_for_ssh(b, &mut m);
-        if ssh(b, &m, "cat /proc/sys/kernel/random/boot_id").1 != boot_id {
-            break;
-        }
-        assert!(start.elapsed() < BOOT, "the machine did not reboot");
-    }
+    reboot(b, &mut m);
     assert_eq!(run(b, &m, "cat /root/persisted"), "kept");
     let _ = ssh(b, &m, "systemctl poweroff");
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
@@ -358,6 +364,35 @@ fn the_systemd_boot_image_boots_with_ovmf() {
     assert!(loader.contains("systemd-boot"), "LoaderInfo: {loader:?}");
     assert!(run(b, &m, "ls /boot/loader/entries").contains("generation-1"));
     assert_eq!(run(b, &m, "rixos store verify 2>&1; echo status=$?"), "status=0");
+
+    // Allowed to touch the EFI variables, a switch adds systemd-boot's entry to the firmware's boot order
+    // (the image itself boots from the removable path), and the next boot comes through that entry.
+    edit_configuration(
+        b,
+        &m,
+        "  boot.loader.grub.enable = false;\n  boot.loader.systemd-boot.enable = true;\n  \
+         boot.loader.efi.canTouchEfiVariables = true;\n",
+    );
+    let (ok, out) = system(b, &m, "switch");
+    assert!(ok, "{out}");
+    let added = out
+        .lines()
+        .find_map(|l| l.strip_prefix("added the firmware boot entry Boot"))
+        .unwrap_or_else(|| panic!("no firmware boot entry added:\n{out}"));
+    let number = &added[..4];
+    let efibootmgr = run(b, &m, "efibootmgr -v");
+    assert!(
+        efibootmgr.contains(&format!("BootOrder: {number}")) && efibootmgr.contains("systemd-bootx64.efi"),
+        "{efibootmgr}"
+    );
+    // A second switch finds the entry there and adds none.
+    let (ok, out) = system(b, &m, "switch");
+    assert!(ok && !out.contains("added the firmware boot entry"), "{out}");
+    reboot(b, &mut m);
+    assert_eq!(
+        run(b, &m, "efibootmgr | grep BootCurrent"),
+        format!("BootCurrent: {number}")
+    );
     let _ = ssh(b, &m, "systemctl poweroff");
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
 }

@@ -297,7 +297,7 @@ impl LocalStore {
             });
         }
         if repair.is_none() {
-            self.db_mut().register(&infos)?;
+            self.register_durably(&infos)?;
         }
         Ok(())
     }

@@ -121,6 +121,20 @@ impl LocalStore {
         &mut self.db
     }
 
+    /// Registers paths moved into the store as valid, in one transaction, once what they hold is on disk: the
+    /// store's file system is synced first (one `syncfs`), so a power cut never leaves a registered path whose
+    /// files the page cache had not written yet (which Nix risks unless `fsync-store-paths` is set).
+    pub(crate) fn register_durably(&mut self, infos: &[PathInfo]) -> Result<()> {
+        if infos.is_empty() {
+            return Ok(());
+        }
+        let dir = self.store_dir();
+        let handle = std::fs::File::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        nix::unistd::syncfs(&handle).with_context(|| format!("syncing the file system of {}", dir.display()))?;
+        self.db.register(infos)?;
+        Ok(())
+    }
+
     /// `ROOT/nix/var/nix`: database, roots, profiles, logs, build directories.
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("nix/var/nix")
@@ -284,7 +298,7 @@ impl LocalStore {
         }
         canonicalise(staging)?;
         self.move_into_place(staging, path)?;
-        self.db.register(&[PathInfo {
+        self.register_durably(&[PathInfo {
             path: path.clone(),
             nar_hash: format!("sha256:{}", hex(nar_digest)),
             nar_size,

@@ -115,8 +115,7 @@ impl LocalStore {
                 .map_or(0, |d| d.as_secs() as i64);
             infos.push(info);
         }
-        self.db_mut()
-            .register(&infos)
+        self.register_durably(&infos)
             .with_context(|| format!("registering the paths of {origin}"))?;
         Ok(infos.len())
     }

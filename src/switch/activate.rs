@@ -60,8 +60,14 @@ pub fn switch_to_configuration(root: &Path, toplevel: &str, action: Action) -> R
         for device in &report.bios_written {
             eprintln!("installed GRUB's BIOS images on {device}");
         }
+        if let Some(entry) = &report.efi_entry_added {
+            eprintln!("added the firmware boot entry {entry}, first in the boot order");
+        }
         for left in &report.left_out {
             eprintln!("warning: left out of the boot menu: {left}");
+        }
+        for warning in &report.warnings {
+            eprintln!("warning: {warning}");
         }
     }
     if action == Action::Boot {

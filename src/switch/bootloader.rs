@@ -1,6 +1,7 @@
 //! The running machine's bootloader after a change of the system profile: the ESP's files for every
 //! generation (`boot::loader`, written by rename, what no generation needs removed), and GRUB's BIOS images
-//! on `boot.loader.grub.devices` when they differ from what is there.
+//! on `boot.loader.grub.devices` when they differ from what is there, and the firmware's boot entry
+//! (`firmware.rs`) when `boot.loader.efi.canTouchEfiVariables`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ pub struct Report {
     pub bios_written: Vec<String>,
     /// Generations left out of the menu, with why.
     pub left_out: Vec<String>,
+    /// The firmware boot entry added (`Boot####` and its label), when `canTouchEfiVariables`.
+    pub efi_entry_added: Option<String>,
+    /// What the user should know that did not stop the install.
+    pub warnings: Vec<String>,
 }
 
 /// Installs the boot files of every generation of `profile` on the machine whose root is `root` (`/`).
@@ -67,6 +72,27 @@ pub fn install(root: &Path, profile: &Profile) -> Result<Report> {
     numbers.truncate(limit.max(1));
     report.listed = numbers;
     report.left_out = installed.left_out;
+    if let Some(wanted) = &installed.efi_boot_entry {
+        match &spec.loader.efibootmgr {
+            _ if !root.join("sys/firmware/efi").exists() => report.warnings.push(format!(
+                "boot.loader.efi.canTouchEfiVariables is set but this machine did not boot with UEFI: no firmware \
+                 boot entry for {} was added",
+                wanted.loader
+            )),
+            None => report.warnings.push(format!(
+                "the system has no efibootmgr: no firmware boot entry for {} was added",
+                wanted.loader
+            )),
+            Some(efibootmgr) => {
+                let program = resolve(efibootmgr)?;
+                if let Some(number) = super::firmware::ensure_entry(&program, wanted, &esp)
+                    .context("boot.loader.efi.canTouchEfiVariables")?
+                {
+                    report.efi_entry_added = Some(format!("Boot{number} {:?}", wanted.label));
+                }
+            }
+        }
+    }
     if let Some((boot_img, core_img)) = &installed.bios {
         let boot = std::fs::read(boot_img).with_context(|| format!("reading {}", boot_img.display()))?;
         let core = std::fs::read(core_img).with_context(|| format!("reading {}", core_img.display()))?;

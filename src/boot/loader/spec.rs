@@ -36,6 +36,8 @@ pub struct LoaderSpec {
     pub can_touch_efi_variables: bool,
     /// Where the running system mounts the ESP (`boot.loader.efi.efiSysMountPoint`), for what updates it there.
     pub efi_sys_mount_point: String,
+    /// `efibootmgr`, when `can_touch_efi_variables` and the loader boots with UEFI.
+    pub efibootmgr: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +115,11 @@ impl BootSpec {
                 },
                 can_touch_efi_variables: loader.object("efi")?.boolean("canTouchEfiVariables")?,
                 efi_sys_mount_point: loader.object("efi")?.string("efiSysMountPoint")?,
+                // Absent from toplevels that predate it: those added no firmware boot entry.
+                efibootmgr: match loader.object("efi")?.value.get("efibootmgr") {
+                    Some(_) => loader.object("efi")?.optional_string("efibootmgr")?,
+                    None => None,
+                },
             },
         })
     }
@@ -235,7 +242,8 @@ pub(super) mod tests {
                           "efi": null, "efiInstallAsRemovable": false, "extraConfig": "serial", "extraEntries": "",
                           "devices": ["/dev/vda"], "configurationLimit": 3 },
                 "systemd-boot": { "efi": null, "editor": true, "configurationLimit": null },
-                "efi": { "canTouchEfiVariables": true, "efiSysMountPoint": "/boot" }
+                "efi": { "canTouchEfiVariables": true, "efiSysMountPoint": "/boot",
+                         "efibootmgr": "/nix/store/e-efibootmgr/bin/efibootmgr" }
             }),
         );
         let spec = BootSpec::parse(&text, "boot.json").unwrap();
@@ -249,6 +257,10 @@ pub(super) mod tests {
             Some(("/nix/store/g-bios/boot.img".into(), "/nix/store/g-bios/core.img".into()))
         );
         assert!(spec.loader.can_touch_efi_variables);
+        assert_eq!(
+            spec.loader.efibootmgr.as_deref(),
+            Some("/nix/store/e-efibootmgr/bin/efibootmgr")
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ let
     grub-mkimage -O x86_64-efi -d ${pkgs.grub-efi-amd64-bin}/lib/grub/x86_64-efi -p /grub -o $out/grubx64.efi \
       efi_gop efi_uga ${modules}
   '';
+  # What adds the loader's entry to the firmware's boot order on a machine booted with UEFI.
+  efiBootmgr = if efi.canTouchEfiVariables && ((cfg.enable && cfg.efiSupport) || sdboot.enable)
+    then "${pkgs.efibootmgr}/bin/efibootmgr" else null;
 in
 {
   options.boot.loader = {
@@ -116,6 +119,8 @@ in
       { assertion = cfg.efiInstallAsRemovable -> cfg.efiSupport; message = "boot.loader.grub.efiInstallAsRemovable needs boot.loader.grub.efiSupport = true."; }
       { assertion = cfg.efiInstallAsRemovable -> !efi.canTouchEfiVariables; message = "boot.loader.grub.efiInstallAsRemovable and boot.loader.efi.canTouchEfiVariables exclude each other (as in NixOS): turn one off."; }
     ];
+    # Where the loader has a firmware boot entry, efibootmgr shows and edits it.
+    environment.systemPackages = lib.optional (efiBootmgr != null) pkgs.efibootmgr;
     # The toplevel's boot.json holds this as "rixos.loader"; every setting is there whichever loader is chosen,
     # the images only for the loader that boots.
     system.build.bootLoader = {
@@ -132,7 +137,11 @@ in
         inherit (sdboot) configurationLimit editor;
         efi = if sdboot.enable then "${pkgs.systemd-boot-efi}/lib/systemd/boot/efi/systemd-bootx64.efi" else null;
       };
-      efi = { inherit (efi) canTouchEfiVariables efiSysMountPoint; };
+      efi = {
+        inherit (efi) canTouchEfiVariables efiSysMountPoint;
+        # What adds the loader's entry to the firmware's boot order, on a machine booted with UEFI.
+        efibootmgr = efiBootmgr;
+      };
     };
   };
 }

@@ -36,6 +36,8 @@ in
       # systemd runs these compiled-in paths for every mount unit (file systems besides the root).
       "/bin/mount" = "${pkgs.mount}/bin/mount";
       "/bin/umount" = "${pkgs.mount}/bin/umount";
+      # systemd's emergency and rescue shells execute this compiled-in path to ask for root's password.
+      "/sbin/sulogin" = "${pkgs.util-linux}/sbin/sulogin";
     };
     system.activationScripts = {
       specialfs.text = ''
