@@ -25,6 +25,7 @@ const FILES: &[(&str, &str)] = &[
     ("rixos/nixos/filesystems.nix", include_str!("nixos/filesystems.nix")),
     ("rixos/nixos/networking.nix", include_str!("nixos/networking.nix")),
     ("rixos/nixos/firewall.nix", include_str!("nixos/firewall.nix")),
+    ("rixos/nixos/resolved.nix", include_str!("nixos/resolved.nix")),
     ("rixos/nixos/locale.nix", include_str!("nixos/locale.nix")),
     ("rixos/nixos/console.nix", include_str!("nixos/console.nix")),
     ("rixos/nixos/zones.nix", include_str!("nixos/zones.nix")),

@@ -4,7 +4,8 @@
 //! that would change and stops. Otherwise: stop, run the toplevel's `activate` (the new /etc by one rename,
 //! users, `/run/current-system`), reload or re-execute systemd, then reload, restart and start; units that
 //! failed are named and make the switch fail. The start and restart lists are kept in /run/rixos while the
-//! switch runs, so a switch interrupted after stopping units starts them the next time.
+//! switch runs, so a switch interrupted after stopping units starts them the next time. File systems and swap
+//! come from the two generations' /etc/fstab (`fstab.rs`): unmounted, remounted or mounted again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::bootloader;
 use super::plan::{Plan, plan};
 use super::systemctl::Systemctl;
+use super::{bootloader, fstab};
 use crate::store::profile::Profile;
 use crate::store::resolve::resolve_under;
 
@@ -83,9 +84,25 @@ pub fn switch_to_configuration(root: &Path, toplevel: &str, action: Action) -> R
     )?;
     let pending = Pending::new(&run_dir);
     pending.merge_into(&mut plan, &top.join("etc/systemd/system"));
+    let mounted: BTreeSet<String> = loaded
+        .iter()
+        .filter(|u| u.active == "active" && u.name.ends_with(".mount"))
+        .map(|u| u.name.clone())
+        .collect();
+    let file_systems = fstab::changes(
+        &fstab::parse(&std::fs::read_to_string(root.join("etc/fstab")).unwrap_or_default()),
+        &fstab::parse(&std::fs::read_to_string(top.join("etc/fstab")).unwrap_or_default()),
+        &mounted,
+    );
+    plan.stop.extend(file_systems.stop);
+    plan.start.extend(file_systems.start);
+    plan.reload.extend(file_systems.reload);
     let etc = etc_changes(root, &top)?;
     if action == Action::DryActivate {
         print_plan(&plan);
+        for device in &file_systems.swapoff {
+            eprintln!("would stop swap device: {device}");
+        }
         print_etc(&etc, true);
         return Ok(());
     }
@@ -103,6 +120,12 @@ pub fn switch_to_configuration(root: &Path, toplevel: &str, action: Action) -> R
     let stop: Vec<&String> = plan.stop.iter().collect();
     if let Err(e) = systemctl.act("stop", &stop) {
         errors.push(format!("{e:#}"));
+    }
+    for device in &file_systems.swapoff {
+        eprintln!("stopping swap device: {device}");
+        if let Err(e) = swapoff(root, device) {
+            errors.push(format!("{e:#}"));
+        }
     }
 
     let reexec = systemd_changed(root, &top);
@@ -192,6 +215,24 @@ pub fn switch_to_configuration(root: &Path, toplevel: &str, action: Action) -> R
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
+    }
+    Ok(())
+}
+
+/// Turns a swap device off with the running system's swapoff (util-linux, in the `mount` package).
+fn swapoff(root: &Path, device: &str) -> Result<()> {
+    let program = root.join("run/current-system/sw/sbin/swapoff");
+    let program = if program.exists() {
+        program
+    } else {
+        PathBuf::from("swapoff")
+    };
+    let status = std::process::Command::new(&program)
+        .arg(device)
+        .status()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !status.success() {
+        bail!("swapoff {device} failed ({status})");
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 pub mod activate;
 pub mod bootloader;
 pub mod firmware;
+pub mod fstab;
 pub mod lock;
 pub mod plan;
 pub mod systemctl;

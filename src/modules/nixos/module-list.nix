@@ -6,6 +6,7 @@
   ./filesystems.nix
   ./grow-partition.nix
   ./networking.nix
+  ./resolved.nix
   ./firewall.nix
   ./locale.nix
   ./console.nix
