@@ -163,6 +163,24 @@ fn the_seed_builds() {
         "{ruleset}"
     );
     assert!(setting("ExecStop=").starts_with(&format!("{nft} -f ")), "{firewall}");
+    // Names resolve through systemd-resolved (on by default): its unit in sysinit, its configuration, and
+    // /etc/resolv.conf linked to its stub.
+    let resolved = read("systemd/system/systemd-resolved.service");
+    let start = resolved
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=!!"))
+        .unwrap_or_else(|| panic!("{resolved}"));
+    assert!(
+        start.ends_with("/lib/systemd/systemd-resolved") && store.root.join(start.trim_start_matches('/')).is_file(),
+        "{resolved}"
+    );
+    assert!(etc("systemd/system/sysinit.target.wants/systemd-resolved.service").exists());
+    assert!(read("systemd/resolved.conf").starts_with("[Resolve]\n"));
+    assert_eq!(
+        std::fs::read_link(store.real(&top.join("etc")).join("resolv.conf")).unwrap(),
+        Path::new("/run/systemd/resolve/stub-resolv.conf")
+    );
+    assert!(read("passwd").lines().any(|l| l.starts_with("systemd-resolve:")));
     let nginx = read("nginx/nginx.conf");
     assert!(
         nginx.contains("server_name a.example;") && nginx.contains("server_name b.example;"),
@@ -196,7 +214,7 @@ fn the_seed_builds() {
     let init = std::fs::read_to_string(store.real(&top.join("init"))).unwrap();
     assert!(init.contains("/lib/systemd/systemd"), "{init}");
     let sw = store.real(&top.join("sw"));
-    for program in ["vim", "git", "curl"] {
+    for program in ["vim", "git", "curl", "getent"] {
         assert!(store.real(&sw.join("bin").join(program)).exists(), "sw/bin/{program}");
     }
 }

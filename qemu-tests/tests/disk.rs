@@ -322,7 +322,7 @@ fn the_image_boots_with_seabios_and_its_system_manages_itself_and_persists() {
     let (ok, out) = ssh(
         b,
         &m,
-        &format!("getent hosts {mirror} || {{ resolvectl status; false; }}"),
+        &format!("getent hosts {mirror} || {{ cat /etc/resolv.conf; systemctl status systemd-resolved; false; }}"),
     );
     assert!(ok, "{mirror} does not resolve:\n{out}");
     assert!(run(b, &m, "test -d /sys/firmware/efi && echo uefi || echo bios") == "bios");

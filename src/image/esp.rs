@@ -114,6 +114,7 @@ fn write_image(
         write_files(&fs.root_dir(), files, sizes, size)?;
         fs.unmount().context("closing the FAT file system")?;
     }
+    super::fat_dots::repair(&mut disk).context("putting the FAT directories' . and .. entries in place")?;
     disk.sync_all()?;
     Ok(())
 }
@@ -372,6 +373,34 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "configfile /boot/grub/grub.cfg\n");
+    }
+
+    /// dosfstools' checker finds nothing to fix, on a FAT12 boot image and a FAT32 disk ESP with nested
+    /// directories (fatfs alone leaves long-name entries before `.` and `..`).
+    #[test]
+    fn fsck_vfat_finds_nothing_to_fix() {
+        require_tool("fsck.vfat", "dosfstools");
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small.img");
+        build_esp(&layout(dir.path()), &small).unwrap();
+        let mut big = layout(dir.path());
+        big.size = Some(300 * MIB);
+        big.files.push(EspFile {
+            path: "kernels/nested/deeper/a-long-kernel-name-vmlinuz".into(),
+            source: EspSource::Bytes(vec![7; 5000]),
+        });
+        let large = dir.path().join("large.img");
+        build_esp(&big, &large).unwrap();
+        for image in [&small, &large] {
+            let out = Command::new("fsck.vfat").arg("-n").arg(image).output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && said.lines().count() <= 2,
+                "fsck.vfat -n {}:\n{said}{}",
+                image.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     #[test]

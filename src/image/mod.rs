@@ -21,6 +21,7 @@
 
 pub mod disk;
 pub mod esp;
+mod fat_dots;
 pub mod iso;
 mod libsquashfs;
 pub mod live_iso;

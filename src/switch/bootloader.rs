@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::boot::loader::spec::{BootSpec, LoaderKind};
-use crate::boot::loader::{Generation, install_files_with_default};
+use crate::boot::loader::{Generation, install_on_mounted_esp};
 use crate::store::profile::Profile;
 use crate::store::resolve::resolve_under;
 
@@ -64,7 +64,7 @@ pub fn install(root: &Path, profile: &Profile) -> Result<Report> {
     }
     let esp = root.join(spec.loader.efi_sys_mount_point.trim_start_matches('/'));
     require_mounted(&esp)?;
-    let installed = install_files_with_default(&generations, Some(newest.number), &esp, &resolve)
+    let installed = install_on_mounted_esp(&generations, Some(newest.number), &esp, &resolve)
         .with_context(|| format!("installing the boot files on {}", esp.display()))?;
     let limit = spec.loader.configuration_limit.unwrap_or(usize::MAX);
     let mut numbers: Vec<u64> = generations.iter().map(|g| g.number as u64).collect();

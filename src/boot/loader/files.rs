@@ -38,13 +38,35 @@ pub struct EspFile {
 
 /// Writes `files` into `esp` in order, then removes the stale ones and records the new list.
 pub fn apply(esp: &Path, files: &[EspFile]) -> Result<()> {
+    apply_with(esp, files, false)
+}
+
+/// As [`apply`], on the mounted ESP of a running machine: the whole file system is synced after each file
+/// that changed and after the removals. FAT has no journal, so a file's own fsync leaves the directory
+/// entry of its rename and the allocation table in the page cache; a power cut then could leave a menu
+/// naming a kernel whose directory entry never reached the disk, or a damaged directory GRUB cannot read.
+pub fn apply_durably(esp: &Path, files: &[EspFile]) -> Result<()> {
+    apply_with(esp, files, true)
+}
+
+fn apply_with(esp: &Path, files: &[EspFile], durable: bool) -> Result<()> {
+    let sync = || -> Result<()> {
+        if durable {
+            let handle = fs::File::open(esp).with_context(|| format!("opening {}", esp.display()))?;
+            nix::unistd::syncfs(&handle).with_context(|| format!("syncing the ESP {}", esp.display()))?;
+        }
+        Ok(())
+    };
     for file in files {
-        write(esp, file).with_context(|| format!("writing {} on the ESP {}", file.path, esp.display()))?;
+        if write(esp, file).with_context(|| format!("writing {} on the ESP {}", file.path, esp.display()))? {
+            sync()?;
+        }
     }
     let wanted: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
     for stale in earlier(esp, &wanted)? {
         remove(esp, &stale)?;
     }
+    sync()?;
     let mut list: String = wanted.iter().map(|p| format!("{p}\n")).collect();
     list.insert_str(
         0,
@@ -57,13 +79,15 @@ pub fn apply(esp: &Path, files: &[EspFile]) -> Result<()> {
             content: Content::Text(list),
         },
     )
-    .with_context(|| format!("writing {MANIFEST} on the ESP {}", esp.display()))
+    .with_context(|| format!("writing {MANIFEST} on the ESP {}", esp.display()))?;
+    sync()
 }
 
-fn write(esp: &Path, file: &EspFile) -> Result<()> {
+/// Writes one file by rename unless it is there already; gives whether it wrote.
+fn write(esp: &Path, file: &EspFile) -> Result<bool> {
     let dest = esp.join(&file.path);
     if unchanged(&dest, &file.content)? {
-        return Ok(());
+        return Ok(false);
     }
     let parent = dest.parent().context("an ESP file has no directory")?;
     fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -81,7 +105,8 @@ fn write(esp: &Path, file: &EspFile) -> Result<()> {
             fs::File::open(&temporary)?.sync_all()?;
         }
     }
-    fs::rename(&temporary, &dest).with_context(|| format!("renaming {} to {}", temporary.display(), dest.display()))
+    fs::rename(&temporary, &dest).with_context(|| format!("renaming {} to {}", temporary.display(), dest.display()))?;
+    Ok(true)
 }
 
 /// Whether `dest` already holds `content` (a store-named file: whether it is there with the right size).

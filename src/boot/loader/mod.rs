@@ -79,8 +79,29 @@ pub fn install_files_with_default(
     esp: &Path,
     resolve: &dyn Fn(&str) -> Result<PathBuf>,
 ) -> Result<Installed> {
+    install(generations, default, esp, resolve, files::apply)
+}
+
+/// As [`install_files_with_default`], onto the mounted ESP of a running machine, synced file by file
+/// ([`files::apply_durably`]).
+pub fn install_on_mounted_esp(
+    generations: &[Generation],
+    default: Option<u32>,
+    esp: &Path,
+    resolve: &dyn Fn(&str) -> Result<PathBuf>,
+) -> Result<Installed> {
+    install(generations, default, esp, resolve, files::apply_durably)
+}
+
+fn install(
+    generations: &[Generation],
+    default: Option<u32>,
+    esp: &Path,
+    resolve: &dyn Fn(&str) -> Result<PathBuf>,
+    apply: fn(&Path, &[EspFile]) -> Result<()>,
+) -> Result<Installed> {
     let plan = plan_with_default(generations, default, resolve)?;
-    files::apply(esp, &plan.files)?;
+    apply(esp, &plan.files)?;
     Ok(plan.installed)
 }
 

@@ -19,7 +19,7 @@ let inherit (lib) mkOption types; in
   # What every system has on PATH, as NixOS's default packages (the Debian names), and rixos, which manages
   # the system as nix does NixOS.
   config.environment.systemPackages = with pkgs; [
-    bash coreutils util-linux mount procps config.systemd.package hostname findutils gnugrep gnused gnutar gzip less iproute2 kmod login
+    bash coreutils util-linux mount procps config.systemd.package hostname findutils gnugrep gnused gnutar gzip less iproute2 kmod login libc-bin
     rixos
   ];
   config.environment.etc.profile.text = lib.concatStringsSep "\n" (

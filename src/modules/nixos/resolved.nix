@@ -68,8 +68,6 @@ in
   config = lib.mkMerge [
     (lib.mkIf cfg.enable {
       environment.etc."systemd/resolved.conf".source = resolvedConf;
-      # resolvectl, to see and flush what it knows.
-      environment.systemPackages = [ pkgs.systemd-resolved ];
       environment.etc."resolv.conf".source = "/run/systemd/resolve/stub-resolv.conf";
       users.users.systemd-resolve = { isSystemUser = true; group = "systemd-resolve"; description = "systemd Resolver"; };
       users.groups.systemd-resolve = { };
