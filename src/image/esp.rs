@@ -391,6 +391,12 @@ mod tests {
         });
         let large = dir.path().join("large.img");
         build_esp(&big, &large).unwrap();
+        let again = dir.path().join("again.img");
+        build_esp(&big, &again).unwrap();
+        assert!(
+            fs::read(&large).unwrap() == fs::read(&again).unwrap(),
+            "two FAT32 images differ"
+        );
         for image in [&small, &large] {
             let out = Command::new("fsck.vfat").arg("-n").arg(image).output().unwrap();
             let said = String::from_utf8_lossy(&out.stdout);
