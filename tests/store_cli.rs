@@ -144,3 +144,28 @@ fn an_interrupted_restore_leaves_nothing_behind() {
     assert_eq!(fs::read_to_string(target.join("sub/file")).unwrap(), "contents");
     assert_eq!(restoring_leftovers(dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn a_link_to_a_store_path_stands_for_it_as_in_nix() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let file = dir.path().join("file");
+    fs::write(&file, "x").unwrap();
+    let added = rixos(&root, &["store", "add", file.to_str().unwrap()]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let path = String::from_utf8(added.stdout).unwrap().trim().to_string();
+    // A result link to the store path, and a link to that link, as /run/current-system on a booted system.
+    let result = dir.path().join("result");
+    std::os::unix::fs::symlink(&path, &result).unwrap();
+    let current = dir.path().join("current");
+    std::os::unix::fs::symlink("result", &current).unwrap();
+    for given in [&result, &current] {
+        let out = rixos(&root, &["store", "query", "--requisites", given.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path);
+    }
+    let out = rixos(&root, &["store", "query", "--requisites", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is not in the store"), "{said}");
+}

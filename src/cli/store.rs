@@ -248,16 +248,10 @@ impl<R: std::io::Read> std::io::Read for InterruptibleReader<R> {
     }
 }
 
-/// A store path given on the command line: the logical `/nix/store/...` form, or its physical location under
-/// the store root.
+/// A store path given on the command line: a store path, a file inside one, a link to one (`result`,
+/// `/run/current-system`), or its physical location under the store root.
 fn parse_store_path(text: &str, root: &Path) -> Result<StorePath> {
-    let physical_store = root.join(STORE_DIR.trim_start_matches('/'));
-    let logical = match Path::new(text).strip_prefix(&physical_store) {
-        Ok(rest) if root != Path::new("/") => format!("{STORE_DIR}/{}", rest.display()),
-        _ => text.to_string(),
-    };
-    // A path inside a store path stands for the store path, as in Nix.
-    let top: String = logical.splitn(5, '/').take(4).collect::<Vec<_>>().join("/");
+    let top = crate::store::resolve::follow_links_to_store_path(root, text)?;
     Ok(StorePath::parse(&top)?)
 }
 

@@ -60,6 +60,37 @@ pub fn resolve_with(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<Pat
     bail!("{logical}: too many levels of symbolic links")
 }
 
+/// A path given by a user (a `result` link, `/run/current-system`, a file inside a store path) to the store path
+/// it stands for, as Nix's `followLinksToStorePath`: relative to the working directory, links followed while
+/// the path is outside the store, then cut to its top-level store path. A path under `ROOT/nix/store` (the
+/// store's physical place) counts as its logical `/nix/store` name.
+pub fn follow_links_to_store_path(root: &Path, text: &str) -> Result<String> {
+    let physical_store = root.join(STORE_DIR.trim_start_matches('/'));
+    let absolute = std::path::absolute(text)?;
+    let mut path = match absolute.strip_prefix(&physical_store) {
+        Ok(rest) if root != Path::new("/") => format!("{STORE_DIR}/{}", rest.display()),
+        _ => normalise(&absolute),
+    };
+    for _ in 0..40 {
+        if path.starts_with(&format!("{STORE_DIR}/")) {
+            break;
+        }
+        // Outside the store, a path means what it means on this machine, whatever the store's root.
+        let Ok(to) = fs::read_link(&path) else { break };
+        let parent = Path::new(&path).parent().unwrap_or(Path::new("/")).to_path_buf();
+        let target = parent.join(to);
+        path = match target.strip_prefix(&physical_store) {
+            Ok(rest) if root != Path::new("/") => format!("{STORE_DIR}/{}", rest.display()),
+            _ => normalise(&target),
+        };
+    }
+    let Some(rest) = path.strip_prefix(&format!("{STORE_DIR}/")) else {
+        bail!("{text} is not in the store {STORE_DIR} (nor a link into it)");
+    };
+    let top = rest.split('/').next().unwrap_or_default();
+    Ok(format!("{STORE_DIR}/{top}"))
+}
+
 /// Removes `.`, `..` and repeated slashes from an absolute path without touching the file system.
 pub fn normalise(path: &Path) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -112,6 +143,41 @@ mod tests {
         ] {
             assert_eq!(resolve_with(logical, &real).unwrap(), kernel, "{logical}");
         }
+    }
+
+    #[test]
+    fn a_user_path_follows_links_outside_the_store_to_its_store_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir_all(host.join("run")).unwrap();
+        // A chain of links outside the store, relative and absolute, ending inside a store path.
+        symlink("/nix/store/aaa-system", host.join("run/booted")).unwrap();
+        symlink("booted", host.join("run/current")).unwrap();
+        symlink(host.join("run/current"), host.join("result")).unwrap();
+        let root = Path::new("/");
+        for given in [host.join("run/booted"), host.join("run/current"), host.join("result")] {
+            let given = given.to_string_lossy().into_owned();
+            assert_eq!(
+                follow_links_to_store_path(root, &given).unwrap(),
+                "/nix/store/aaa-system",
+                "{given}"
+            );
+        }
+        // A file inside a store path stands for the store path, and the store's physical place for its name.
+        assert_eq!(
+            follow_links_to_store_path(root, "/nix/store/aaa-system/sw/bin/ls").unwrap(),
+            "/nix/store/aaa-system"
+        );
+        let other = dir.path().join("root");
+        let physical = other.join("nix/store/bbb-x/bin").to_string_lossy().into_owned();
+        assert_eq!(
+            follow_links_to_store_path(&other, &physical).unwrap(),
+            "/nix/store/bbb-x"
+        );
+        let outside = host.join("run").to_string_lossy().into_owned();
+        let error = follow_links_to_store_path(root, &outside).unwrap_err().to_string();
+        assert!(error.contains("is not in the store"), "{error}");
+        assert!(error.contains(&outside), "{error}");
     }
 
     #[test]
