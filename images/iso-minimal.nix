@@ -25,4 +25,9 @@
   environment.systemPackages = with pkgs; [
     rixos util-linux e2fsprogs dosfstools gdisk parted cryptsetup-bin
   ];
+
+  # What `rixos install` builds the installed system from, with no network, beyond the live system's own
+  # closure: GRUB's tools and its BIOS and UEFI module sets (the live GRUB images are built beforehand, not
+  # from these), the initrd's shell, and the time zones (the live system has none set).
+  system.extraDependencies = with pkgs; [ grub-common grub-pc-bin grub-efi-amd64-bin busybox-static tzdata ];
 }

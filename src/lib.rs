@@ -10,6 +10,7 @@ pub mod command;
 pub mod eval;
 pub mod host_cache;
 pub mod image;
+pub mod install;
 pub mod modules;
 pub mod pkgs;
 pub mod progress;

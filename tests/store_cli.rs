@@ -164,6 +164,17 @@ fn a_link_to_a_store_path_stands_for_it_as_in_nix() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path);
     }
+    // A link to the store path's physical place (what `rixos build` links in a store of its own), with the
+    // store named relative to the working directory.
+    let physical = dir.path().join("physical");
+    std::os::unix::fs::symlink(root.join(path.trim_start_matches('/')), &physical).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rixos"))
+        .current_dir(dir.path())
+        .args(["--store", "root", "store", "query", "--requisites", "physical"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path);
     let out = rixos(&root, &["store", "query", "--requisites", dir.path().to_str().unwrap()]);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);

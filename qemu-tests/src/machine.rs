@@ -290,7 +290,8 @@ impl MachineBuilder {
                     }
                     format!("usb-storage,bus=xhci.0,drive={id},removable=on")
                 }
-                MediumKind::VirtioDisk => format!("virtio-blk-pci,drive={id}"),
+                // A serial, as clouds and hypervisors give, so the disk has a /dev/disk/by-id name.
+                MediumKind::VirtioDisk => format!("virtio-blk-pci,drive={id},serial=rixos{index}"),
                 MediumKind::Nvme => format!("nvme,drive={id},serial=rixos{index}"),
             };
             args.push("-device".into());

@@ -306,3 +306,201 @@ fn inside_the_iso_image_write_writes_verifies_and_refuses_what_it_must() {
     m.kill().unwrap();
     let _ = std::io::stdout().flush();
 }
+
+/// The answer file of the install test: the 4 GiB disk (the ISO is medium 0, so this is virtio-rixos1), a swap
+/// file, a wheel user with a password, root's SSH key, sshd on.
+fn answer_file(disk: &str, root_key: &str) -> String {
+    format!(
+        "disk = \"{disk}\"\nhostname = \"installed\"\nswap = \"file\"\nswap-size = \"256M\"\n\
+         root-locked = true\nroot-ssh-keys = [\"{root_key}\"]\nssh = true\n\n\
+         [[users]]\nname = \"alice\"\npassword = \"secret\"\nwheel = true\n"
+    )
+}
+
+/// `rixos install --answers` on the live ISO with no network: what it refuses leaves every disk as it was, a
+/// failure after partitioning leaves an empty table, and the install boots on its own from the disk, where the
+/// user logs in with the chosen password, sudo works, root's key opens ssh, and generate-config agrees.
+#[test]
+fn it_installs_from_an_answer_file_onto_a_disk_that_then_boots_alone() {
+    let b = built();
+    let target = b.dir.join("install-target.img");
+    std::fs::File::create(&target).unwrap().set_len(4 << 30).unwrap();
+    let small = b.dir.join("install-small.img");
+    std::fs::File::create(&small).unwrap().set_len(1 << 30).unwrap();
+    let blank = qemu_harness::rixos::sha256_of(&target);
+    let (key, public) = b.ssh_key();
+    let mut m = boot("iso-install", Firmware::Bios, MediumKind::Cdrom, &[&target, &small]);
+    run(&mut m, "dmesg -n 1");
+    for (file, disk) in [
+        ("target", "/dev/disk/by-id/virtio-rixos1"),
+        ("small", "/dev/disk/by-id/virtio-rixos2"),
+        ("medium", "/dev/sr0"),
+    ] {
+        run(
+            &mut m,
+            &format!("printf '%s' '{}' > /tmp/{file}.toml", answer_file(disk, &public)),
+        );
+    }
+    // Building the system and copying it take minutes under TCG.
+    let long = |m: &mut Machine, command: &str| qemu_harness::rixos::shell(m, command, Duration::from_secs(900));
+    let install = |m: &mut Machine, args: &str| {
+        long(
+            m,
+            &format!("rixos install {args} 2>&1 | tail -n 25; echo status=${{PIPESTATUS[0]}}"),
+        )
+    };
+
+    // The plan, and nothing written.
+    let out = install(&mut m, "--answers /tmp/target.toml --dry-run");
+    assert!(out.ends_with("status=0"), "{out}");
+    for expected in [
+        "/dev/sr0 (",
+        "unavailable: it is a CD/DVD drive; it holds the live system this runs from",
+        "Install rixos onto /dev/vda (4.0 GiB, virtio-rixos1), booting with BIOS.",
+        "/dev/vda2           1.0 GiB  EFI system partition, FAT32, at /boot",
+        "/dev/vda3",
+        "a swap file of 256.0 MiB at /swapfile",
+        "users: alice (wheel); root locked; sshd on.",
+        "nothing was written",
+    ] {
+        assert!(out.contains(expected), "the dry run shows {expected:?}:\n{out}");
+    }
+    // Refusals, each before anything is written.
+    let out = install(&mut m, "--answers /tmp/medium.toml --yes");
+    assert!(
+        out.contains("holds the live system") && !out.ends_with("status=0"),
+        "{out}"
+    );
+    let out = install(&mut m, "--answers /tmp/small.toml --yes");
+    assert!(
+        out.contains("is too small: this system needs at least") && !out.ends_with("status=0"),
+        "{out}"
+    );
+    let out = run(
+        &mut m,
+        "echo vdb | rixos install --answers /tmp/target.toml 2>&1 | tail -n 2; echo status=${PIPESTATUS[1]}",
+    );
+    assert!(
+        out.contains("is not the disk's name \"vda\"; nothing was written to /dev/vda") && !out.ends_with("status=0"),
+        "{out}"
+    );
+    assert_eq!(
+        qemu_harness::rixos::sha256_of(&target),
+        blank,
+        "a refused or dry-run install wrote to the disk"
+    );
+    // A disk with a mounted file system.
+    // (Its metadata is written out before each look from the host: the kernel writes it lazily.)
+    run(
+        &mut m,
+        "mkfs.ext4 -q -E lazy_itable_init=0,lazy_journal_init=0 /dev/vdb && mkdir -p /mnt/data \
+         && mount /dev/vdb /mnt/data && sync",
+    );
+    let used = qemu_harness::rixos::sha256_of(&small);
+    let out = install(&mut m, "--answers /tmp/small.toml --yes");
+    assert!(
+        out.contains("/dev/vdb is mounted at /mnt/data") && !out.ends_with("status=0"),
+        "{out}"
+    );
+    run(&mut m, "sync");
+    assert_eq!(
+        qemu_harness::rixos::sha256_of(&small),
+        used,
+        "the mounted disk was written to"
+    );
+    run(&mut m, "umount /mnt/data");
+
+    // A failure after partitioning: an empty partition table, and the step named.
+    let out = long(
+        &mut m,
+        "RIXOS_INSTALL_FAIL_AFTER=partition rixos install --answers /tmp/target.toml --yes 2>&1 | tail -n 3; \
+         echo status=${PIPESTATUS[0]}",
+    );
+    assert!(
+        out.contains("the install failed while formatting; /dev/vda was left with an empty partition table")
+            && out.contains("/var/log/rixos-install.log")
+            && !out.ends_with("status=0"),
+        "{out}"
+    );
+    assert_eq!(run(&mut m, "blkid -p -o value -s PTTYPE /dev/vda"), "gpt");
+    assert_eq!(
+        run(&mut m, "lsblk -n -o NAME /dev/vda | wc -l"),
+        "1",
+        "no partitions are left"
+    );
+    assert_eq!(
+        run(&mut m, "findmnt -n -R /run/rixos-install | wc -l"),
+        "0",
+        "nothing is left mounted"
+    );
+
+    // The install, with no prompt.
+    let out = long(
+        &mut m,
+        "rixos install --answers /tmp/target.toml --yes 2>&1 | tail -n 1; echo status=${PIPESTATUS[0]}",
+    );
+    assert!(
+        out.contains("rixos is installed on /dev/vda") && out.ends_with("status=0"),
+        "{out}"
+    );
+    assert!(
+        run(&mut m, "cat /var/log/rixos-install.log").contains("install finished"),
+        "the log records the install"
+    );
+    m.send_line("poweroff").unwrap();
+    m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+
+    // The disk alone, as after removing the medium: GRUB from the MBR, the system on the serial console.
+    let mut m = Machine::builder("installed")
+        .memory_mib(1024)
+        .medium(MediumKind::VirtioDisk, &target)
+        .network()
+        .forward_host_port(22)
+        .start()
+        .unwrap();
+    m.wait_for("installed login:", BOOT).unwrap();
+    m.send_line("alice").unwrap();
+    m.wait_for("Password:", COMMAND).unwrap();
+    m.send_line("secret").unwrap();
+    m.wait_for("$ ", COMMAND).unwrap();
+    run(&mut m, "dmesg -n 1 2>/dev/null");
+    assert_eq!(run(&mut m, "id -un; id -Gn"), "alice\nusers wheel");
+    assert_eq!(
+        run(&mut m, "echo secret | sudo -S -p '' id -un"),
+        "root",
+        "sudo works for wheel"
+    );
+    assert_eq!(run(&mut m, "swapon --show=NAME --noheadings"), "/swapfile");
+    assert_eq!(
+        run(&mut m, "findmnt -n -o FSTYPE /; findmnt -n -o FSTYPE /boot"),
+        "ext4\nvfat"
+    );
+    assert_eq!(
+        run(
+            &mut m,
+            "[ \"$(rixos generate-config --show-hardware-config)\" = \"$(cat /etc/rixos/hardware-configuration.nix)\" ] \
+             && echo same"
+        ),
+        "same",
+        "generate-config reproduces the installer's hardware-configuration.nix"
+    );
+    let generations = run(&mut m, "rixos system list-generations");
+    assert!(generations.contains("current, booted"), "{generations}");
+    // Root is locked for passwords but its key opens ssh.
+    let port = m.host_port(22).unwrap();
+    let mut out = qemu_harness::rixos::ssh(&key, port, "hostname");
+    for _ in 0..30 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        out = qemu_harness::rixos::ssh(&key, port, "hostname");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "installed",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    m.kill().unwrap();
+}

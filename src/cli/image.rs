@@ -76,15 +76,22 @@ fn build_image(root: &Path, args: &ImageBuildArgs) -> Result<()> {
             Configuration::Builtin(default)
         }
     };
-    if module.ends_with("disk-image.nix>") {
-        // The installed machine gets the channels this build used, so it rebuilds from the same package set.
-        if let Some(channels) = channels_generation(root)? {
-            extra.push(format!("{{ image.channel = \"{channels}\"; }}"));
-            // And the list it updates them from, as a Nix string (URLs hold no quote or `${`).
-            let list = crate::pkgs::channel::Channels::new(root).list_text()?;
-            if !list.contains(['"', '\\', '$']) {
-                extra.push(format!("{{ image.channelList = \"{}\"; }}", list.replace('\n', "\\n")));
-            }
+    // The machine (installed from the image, or the live system an install runs on) gets the channels this
+    // build used, so it rebuilds from the same package set.
+    let option = if module.ends_with("disk-image.nix>") {
+        "image"
+    } else {
+        "isoImage"
+    };
+    if let Some(channels) = channels_generation(root)? {
+        extra.push(format!("{{ {option}.channel = \"{channels}\"; }}"));
+        // And the list it updates them from, as a Nix string (URLs hold no quote or `${`).
+        let list = crate::pkgs::channel::Channels::new(root).list_text()?;
+        if !list.contains(['"', '\\', '$']) {
+            extra.push(format!(
+                "{{ {option}.channelList = \"{}\"; }}",
+                list.replace('\n', "\\n")
+            ));
         }
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

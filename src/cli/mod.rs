@@ -10,6 +10,7 @@ mod configuration;
 mod gc;
 mod image;
 mod image_write;
+mod install;
 mod instantiate;
 mod options;
 mod qemu_accel;
@@ -49,6 +50,12 @@ pub enum Command {
     /// Build bootable images (`image build --format iso-minimal`) and write them to USB sticks (`image write`).
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Install onto a disk from the live system, unattended from an answer file (like nixos-install with a
+    /// partitioner in front); `--dry-run` shows what would be destroyed and created.
+    Install(install::InstallArgs),
+    /// Write /etc/rixos/hardware-configuration.nix (and a configuration.nix if there is none) for this
+    /// machine, as nixos-generate-config.
+    GenerateConfig(install::GenerateConfigArgs),
     /// Evaluate Nix expressions and write derivations (like nix-instantiate).
     Instantiate(instantiate::InstantiateArgs),
     /// Evaluate an expression and build the derivations it gives; link `result` to the output (like nix-build).
@@ -70,6 +77,7 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     crate::verbosity::set(crate::verbosity::Verbosity::from_flags(cli.quiet, cli.verbose));
     let store = cli.store.clone().unwrap_or_else(crate::store::local::default_root);
@@ -84,6 +92,8 @@ pub fn main() -> ExitCode {
         Command::Instantiate(args) => instantiate::instantiate(&store, &args),
         Command::Build(args) => instantiate::build(&store, &args),
         Command::QemuAccel(args) => qemu_accel::run(&args),
+        Command::Install(args) => install::install(&store, &args),
+        Command::GenerateConfig(args) => install::generate_config(&args),
         Command::SwitchToConfiguration { toplevel, action } => switch_to_configuration(&toplevel, &action),
     };
     match result {
@@ -93,6 +103,25 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `rixos ... | head` closes the pipe early: rixos then stops as other tools do (the shell's status 141), not with
+/// a panic message. SIGPIPE itself stays ignored, so rixos' own pipes (NAR streams between threads, builders)
+/// keep failing as errors that clean up, never as a kill.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn switch_to_configuration(toplevel: &str, action: &str) -> anyhow::Result<()> {

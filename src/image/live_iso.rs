@@ -45,7 +45,12 @@ pub fn build(drv: &Derivation, target: &Path, store: &LocalStore, real: &dyn Fn(
     let work = tempfile::tempdir_in(target.parent().unwrap_or(target))?;
 
     // The closure, as stage 1 will see it under /nix/store, and what the store database says of each path.
-    let closure = store.requisites(std::slice::from_ref(&toplevel))?;
+    // With the channel the system was built from (when given): the live system evaluates and installs from it.
+    let mut roots = vec![toplevel.clone()];
+    if let Some(channel) = drv.env.get("channel").filter(|c| !c.is_empty()) {
+        roots.push(StorePath::parse(channel).context("builtin:iso-image: channel")?);
+    }
+    let closure = store.requisites(&roots)?;
     let registration = crate::store::registration::registration(store, &closure)?;
     let squashfs = work.path().join("store.squashfs");
     let mut layout = SquashfsLayout::new(

@@ -204,7 +204,23 @@ impl LocalStore {
         if target.symlink_metadata().is_ok() {
             remove_tree(&target).with_context(|| format!("removing the unregistered {}", target.display()))?;
         }
-        fs::rename(staging, &target).with_context(|| format!("moving into place at {}", target.display()))
+        match fs::rename(staging, &target) {
+            // Builds run in the state directory, which need not be on the store's file system (a live
+            // system's store is an overlay over its medium, its state on the RAM root): the tree is copied
+            // (as a NAR, so in canonical form) to a staging name beside its place first, then renamed.
+            Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+                let beside = self.staging_path();
+                let moved = self
+                    .copy_and_hash(staging, &beside)
+                    .and_then(|_| fs::rename(&beside, &target).map_err(Into::into));
+                if moved.is_err() {
+                    let _ = remove_tree(&beside);
+                }
+                moved.with_context(|| format!("moving into place at {}", target.display()))?;
+                remove_tree(staging).with_context(|| format!("removing {}", staging.display()))
+            }
+            other => other.with_context(|| format!("moving into place at {}", target.display())),
+        }
     }
 
     /// Copies `source` into the store like `nix-store --add`: a `source` path named after its file name, content

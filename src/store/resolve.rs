@@ -65,6 +65,8 @@ pub fn resolve_with(logical: &str, real: &dyn Fn(&str) -> PathBuf) -> Result<Pat
 /// the path is outside the store, then cut to its top-level store path. A path under `ROOT/nix/store` (the
 /// store's physical place) counts as its logical `/nix/store` name.
 pub fn follow_links_to_store_path(root: &Path, text: &str) -> Result<String> {
+    // `--store store` (relative) names the same root as its absolute form, which links point into.
+    let root = &std::path::absolute(root)?;
     let physical_store = root.join(STORE_DIR.trim_start_matches('/'));
     let absolute = std::path::absolute(text)?;
     let mut path = match absolute.strip_prefix(&physical_store) {

@@ -15,9 +15,9 @@
 
 mod ext4;
 pub mod grub_bios;
-mod ids;
-mod layout;
-mod staging;
+pub mod ids;
+pub mod layout;
+pub mod staging;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

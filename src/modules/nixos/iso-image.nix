@@ -52,6 +52,8 @@ in
     };
     isoName = mkOption { type = types.str; default = "rixos-${config.system.stateVersion}-minimal-x86_64-linux"; description = "The image's file name, without .iso."; };
     timeout = mkOption { type = types.ints.unsigned; default = 5; description = "Seconds the boot menu waits."; };
+    channel = mkOption { type = types.str; default = ""; internal = true; description = "The store path of the channels generation the ISO is built from (set by `rixos image build`): on the medium, and the live system's channels profile, so `rixos install` and `rixos system build` evaluate offline."; };
+    channelList = mkOption { type = types.str; default = ""; internal = true; description = "The channel list (`URL NAME` lines) an installed machine updates from (set by `rixos image build`)."; };
   };
   config = {
     boot.initrd.extraConfig = "live LABEL=${cfg.volumeID} /rixos/store.squashfs\n";
@@ -72,11 +74,25 @@ in
         fi
       '';
     };
+    # The medium's channel as root's channels profile (as `rixos channel` keeps it), and the list it came from.
+    system.activationScripts.channels = lib.mkIf (cfg.channel != "") {
+      deps = [ "registerStore" ];
+      text = ''
+        if [ ! -e /nix/var/nix/profiles/per-user/root/channels ]; then
+          mkdir -p /nix/var/nix/profiles/per-user/root /root/.nix-defexpr /nix/var/rixos
+          ln -sfn ${cfg.channel} /nix/var/nix/profiles/per-user/root/channels-1-link
+          ln -sfn channels-1-link /nix/var/nix/profiles/per-user/root/channels
+          ln -sfn /nix/var/nix/profiles/per-user/root/channels /root/.nix-defexpr/channels
+          printf '%b' ${lib.escapeShellArg cfg.channelList} > /nix/var/rixos/channels
+        fi
+      '';
+    };
     system.build.isoImage = derivation {
       name = cfg.isoName;
       system = "x86_64-linux";
       builder = "builtin:iso-image";
       toplevel = top;
+      channel = cfg.channel;
       volumeID = cfg.volumeID;
       isoName = cfg.isoName;
       kernel = "${top}/kernel";

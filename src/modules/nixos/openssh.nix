@@ -9,7 +9,11 @@ let
       PasswordAuthentication ${yesNo cfg.settings.PasswordAuthentication}
       AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u
       HostKey /etc/ssh/ssh_host_ed25519_key
-      UsePAM no
+      # Through PAM, as NixOS: an account whose password is locked (`!`, the users' default) still logs in with
+      # a key; without PAM, sshd refuses locked accounts whatever the method. PAM's keyboard-interactive
+      # prompts stay off, so PasswordAuthentication alone decides whether passwords are accepted.
+      UsePAM yes
+      KbdInteractiveAuthentication no
       # sshd would give sessions its compiled-in PATH (/usr/bin:/bin), which holds nothing here.
       SetEnv PATH=/run/wrappers/bin:/run/current-system/sw/bin:/run/current-system/sw/sbin
       ${cfg.extraConfig}'';
@@ -35,6 +39,7 @@ in
       text = lib.concatLines u.openssh.authorizedKeys.keys;
     }) (lib.filterAttrs (_: u: u.openssh.authorizedKeys.keys != [ ]) config.users.users) // {
       "ssh/sshd_config".source = sshdConfig;
+      "pam.d/sshd".text = config.environment.etc."pam.d/other".text;
     };
     systemd.services.sshd = {
       description = "SSH Daemon";

@@ -50,6 +50,13 @@ let
     else lib.foldr (w: acc: builtins.trace "warning: ${w}" acc) x config.warnings;
 in
 {
+  options.system.extraDependencies = lib.mkOption {
+    type = lib.types.listOf lib.types.package;
+    default = [ ];
+    description = ''
+      Store paths the system's closure holds without using them (the toplevel lists them in
+      `extra-dependencies`): what a live ISO needs to build and install another system offline.'';
+  };
   options.system.rebuildModules = lib.mkOption {
     type = lib.types.listOf lib.types.str;
     default = [ ];
@@ -61,7 +68,7 @@ in
   };
   config.system.build = {
     inherit etc sw kernelFile initrdFile;
-    toplevel = checked (linkfarm "${config.system.name}-system-${config.networking.hostName}" [
+    toplevel = checked (linkfarm "${config.system.name}-system-${config.networking.hostName}" ([
       { path = "etc"; target = "${etc}/"; }
       { path = "sw"; target = "${sw}"; }
       { path = "activate"; target = activate; }
@@ -77,6 +84,9 @@ in
       { path = "boot.json"; target = bootJson; }
       { path = "bin/switch-to-configuration"; target = switchToConfiguration; }
       { path = "rebuild-modules"; target = builtins.toFile "rebuild-modules" (lib.concatMapStrings (m: "${m}\n") config.system.rebuildModules); }
-    ]);
+    ] ++ lib.optional (config.system.extraDependencies != [ ]) {
+      path = "extra-dependencies";
+      target = lib.writeText "extra-dependencies" (lib.concatMapStrings (d: "${d}\n") config.system.extraDependencies);
+    }));
   };
 }
