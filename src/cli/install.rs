@@ -1,7 +1,7 @@
 //! `rixos install`: install onto a disk from the live system, unattended from an answer file; and
 //! `rixos generate-config`: this machine's hardware-configuration.nix, as nixos-generate-config writes it.
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -11,13 +11,14 @@ use super::configuration::{Configuration, SystemBuild, build_system};
 use crate::install::answers::Answers;
 use crate::install::hardware::{Hardware, hardware_configuration};
 use crate::install::plan::{Firmware, Ids, Plan};
-use crate::install::{disks, run};
+use crate::install::{disks, run, wizard};
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     /// The answer file (TOML, or JSON when it ends in .json): the disk, layout, swap, hostname, users, keys.
+    /// Without it, a wizard asks (on a terminal).
     #[arg(long, value_name = "FILE")]
-    answers: PathBuf,
+    answers: Option<PathBuf>,
     /// Show the disks and what the install would destroy and create; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -27,7 +28,10 @@ pub struct InstallArgs {
 }
 
 pub fn install(store: &Path, args: &InstallArgs) -> Result<()> {
-    let answers = Answers::read(&args.answers)?;
+    let given = args.answers.as_deref().map(Answers::read).transpose()?;
+    if given.is_none() && !std::io::stdin().is_terminal() {
+        bail!("no answer file (--answers FILE) and no terminal for the wizard; nothing was written");
+    }
     let found = disks::scan()?;
     println!("Disks:");
     for disk in &found {
@@ -39,6 +43,14 @@ pub fn install(store: &Path, args: &InstallArgs) -> Result<()> {
             println!("      {part}");
         }
     }
+    let wizard = given.is_none();
+    let answers = match given {
+        Some(answers) => answers,
+        None => {
+            println!();
+            wizard::ask(&found, Firmware::of_this_machine())?
+        }
+    };
     let disk = disks::choose(&found, &answers)?;
     let closure = run::estimate_closure_bytes().unwrap_or(1 << 30);
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
@@ -64,6 +76,9 @@ pub fn install(store: &Path, args: &InstallArgs) -> Result<()> {
     if !args.yes {
         confirm(&plan)?;
     }
+    if wizard {
+        save_answers(&answers)?;
+    }
     let build = |configuration: &Path| {
         let built = build_system(
             store,
@@ -87,6 +102,24 @@ pub fn install(store: &Path, args: &InstallArgs) -> Result<()> {
          installation medium and reboot.",
         plan.disk.path.display()
     );
+    Ok(())
+}
+
+/// Offers to keep the wizard's answers as an answer file, for the next machine.
+fn save_answers(answers: &Answers) -> Result<()> {
+    let save = dialoguer::Confirm::new()
+        .with_prompt("Save these answers as an answer file (passwords hashed) for unattended installs?")
+        .default(false)
+        .interact()?;
+    if !save {
+        return Ok(());
+    }
+    let path: String = dialoguer::Input::new()
+        .with_prompt("Save to")
+        .default("/root/rixos-answers.toml".into())
+        .interact_text()?;
+    std::fs::write(&path, wizard::answer_file(answers)?).with_context(|| format!("writing {path}"))?;
+    println!("The answers are in {path}: `rixos install --answers {path}` installs the same again.");
     Ok(())
 }
 

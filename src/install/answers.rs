@@ -255,7 +255,7 @@ pub fn parse_size(text: &str) -> Result<u64> {
     Ok((value * factor as f64) as u64)
 }
 
-fn check_hostname(name: &str) -> Result<()> {
+pub(crate) fn check_hostname(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -267,7 +267,7 @@ fn check_hostname(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_user_name(name: &str) -> Result<()> {
+pub(crate) fn check_user_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name

@@ -42,10 +42,11 @@ impl Hardware {
             if vendor == "0x1af4" {
                 qemu = true;
             }
-            if wanted && let Ok(module) = std::fs::read_link(device.join("driver/module")) {
-                if let Some(name) = module.file_name() {
-                    hw.initrd_available.insert(name.to_string_lossy().into_owned());
-                }
+            if wanted
+                && let Ok(module) = std::fs::read_link(device.join("driver/module"))
+                && let Some(name) = module.file_name()
+            {
+                hw.initrd_available.insert(name.to_string_lossy().into_owned());
             }
         }
         for disk in read_dir_sorted(&sys.join("block")) {

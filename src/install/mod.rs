@@ -9,3 +9,4 @@ pub mod disks;
 pub mod hardware;
 pub mod plan;
 pub mod run;
+pub mod wizard;

@@ -188,8 +188,7 @@ impl Plan {
         let serial_console = kernel_cmdline
             .split_whitespace()
             .filter_map(|w| w.strip_prefix("console="))
-            .filter(|c| c.starts_with("ttyS"))
-            .last()
+            .rfind(|c| c.starts_with("ttyS"))
             .map(str::to_string);
         Ok(Plan {
             disk: disk.clone(),
@@ -239,7 +238,7 @@ impl Plan {
                 s,
                 "  {:<16} {:>10}  {what}",
                 self.disk.partition_path(p.number).display().to_string(),
-                human_size(p.extent.len())
+                human_size(p.extent.bytes())
             );
         }
         if let Some(size) = self.swap_file {
@@ -488,7 +487,7 @@ mod tests {
         let sizes: Vec<(u32, u64, u64)> = plan
             .partitions
             .iter()
-            .map(|p| (p.number, p.extent.offset() / MIB, p.extent.len() / MIB))
+            .map(|p| (p.number, p.extent.offset() / MIB, p.extent.bytes() / MIB))
             .collect();
         assert_eq!(
             sizes,

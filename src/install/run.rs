@@ -134,11 +134,11 @@ fn steps(
     let bytes: u64 = infos.iter().map(|i| i.nar_size).sum();
     let root = plan.partition(Kind::Root).context("the plan has no root partition")?;
     // ext4's metadata and the journal take a few percent; the rest must hold the closure.
-    if bytes + bytes / 10 + (128 << 20) > root.extent.len() {
+    if bytes + bytes / 10 + (128 << 20) > root.extent.bytes() {
         bail!(
             "the system's closure ({}) does not fit the root partition of {}: give a larger disk",
             human_size(bytes),
-            human_size(root.extent.len())
+            human_size(root.extent.bytes())
         );
     }
     done("build", "partitioning", step, log)?;

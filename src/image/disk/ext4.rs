@@ -56,7 +56,7 @@ pub fn make_ext4(image: &Path, extent: Extent, staging: &Path, options: &Ext4Opt
         extent.offset(),
         options.hash_seed
     );
-    let blocks = extent.len() / BLOCK_SIZE;
+    let blocks = extent.bytes() / BLOCK_SIZE;
     crate::command::run(
         Command::new("mkfs.ext4")
             .env("MKE2FS_CONFIG", &conf)
@@ -80,7 +80,7 @@ fn out_of_space_hint(err: anyhow::Error, extent: Extent) -> anyhow::Error {
     if text.contains("Could not allocate") || text.contains("No space left") {
         err.context(format!(
             "the root file system of {} MiB is too small for the closure: give a larger image.diskSize (or \"auto\")",
-            extent.len() >> 20
+            extent.bytes() >> 20
         ))
     } else {
         err.context("making the root file system (mkfs.ext4)")

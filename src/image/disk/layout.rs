@@ -37,7 +37,8 @@ impl Extent {
         self.first_lba * SECTOR
     }
 
-    pub fn len(&self) -> u64 {
+    /// Its size in bytes (`bytes`, not `len`: an extent is never empty, so it has no `is_empty`).
+    pub fn bytes(&self) -> u64 {
         self.sectors * SECTOR
     }
 
@@ -75,7 +76,7 @@ impl DiskLayout {
         };
         let bios = extent(MIB, BIOS_BOOT_SIZE);
         let esp = extent(MIB + BIOS_BOOT_SIZE, esp_size);
-        let root_start = esp.offset() + esp.len();
+        let root_start = esp.offset() + esp.bytes();
         let root_end = disk_size.saturating_sub(MIB);
         if root_end < root_start + 16 * MIB {
             bail!(
@@ -177,7 +178,7 @@ mod tests {
             assert!(dump.contains(&line), "expected {line:?} in\n{dump}");
         }
         assert_eq!(
-            layout.root.offset() + layout.root.len(),
+            layout.root.offset() + layout.root.bytes(),
             599 * MIB,
             "the last MiB holds the backup GPT"
         );

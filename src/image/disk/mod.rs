@@ -158,7 +158,7 @@ pub fn build(b: &Builtin<'_>) -> Result<()> {
     };
     let layout = DiskLayout::new(disk_size, esp_size)?;
     let needed = needed_bytes(usage);
-    if layout.root.len() < needed {
+    if layout.root.bytes() < needed {
         bail!(
             "diskSize {} MiB is too small: the root file system needs about {} MiB for the closure; give a \
              larger image.diskSize or \"auto\"",
