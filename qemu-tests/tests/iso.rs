@@ -327,9 +327,16 @@ fn it_installs_from_an_answer_file_onto_a_disk_that_then_boots_alone() {
     std::fs::File::create(&target).unwrap().set_len(4 << 30).unwrap();
     let small = b.dir.join("install-small.img");
     std::fs::File::create(&small).unwrap().set_len(1 << 30).unwrap();
+    let wizard_target = b.dir.join("install-wizard.img");
+    std::fs::File::create(&wizard_target).unwrap().set_len(4 << 30).unwrap();
     let blank = qemu_harness::rixos::sha256_of(&target);
     let (key, public) = b.ssh_key();
-    let mut m = boot("iso-install", Firmware::Bios, MediumKind::Cdrom, &[&target, &small]);
+    let mut m = boot(
+        "iso-install",
+        Firmware::Bios,
+        MediumKind::Cdrom,
+        &[&target, &small, &wizard_target],
+    );
     run(&mut m, "dmesg -n 1");
     for (file, disk) in [
         ("target", "/dev/disk/by-id/virtio-rixos1"),
@@ -447,8 +454,83 @@ fn it_installs_from_an_answer_file_onto_a_disk_that_then_boots_alone() {
         run(&mut m, "cat /var/log/rixos-install.log").contains("install finished"),
         "the log records the install"
     );
+    // The wizard, over the serial console, onto the third disk (the first listed is the one just installed);
+    // its answers saved as an answer file that plans the same install.
+    m.send_line("rixos install").unwrap();
+    let step = |m: &mut Machine, prompt: &str, keys: &str| {
+        m.wait_for(prompt, COMMAND)
+            .unwrap_or_else(|e| panic!("the wizard asks {prompt:?}: {e}"));
+        std::thread::sleep(Duration::from_millis(300));
+        m.send_keys(keys).unwrap();
+    };
+    step(&mut m, "The disk to erase and install onto", "\x1b[B");
+    std::thread::sleep(Duration::from_millis(300));
+    m.send_keys("\x1b[B").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    m.send_keys("\r").unwrap();
+    step(&mut m, "Swap", "\x1b[A\r");
+    step(&mut m, "Hostname [rixos]", "wizard\r");
+    step(&mut m, "Time zone", "Europe/Paris\r");
+    step(&mut m, "Keyboard layout of the console [us]", "\r");
+    step(&mut m, "Your user name", "bob\r");
+    step(&mut m, "Password for bob:", "bobpw\r");
+    step(&mut m, "Again:", "bobpw\r");
+    step(&mut m, "May bob administer the machine", "\r");
+    step(&mut m, "An SSH public key for bob", "\r");
+    step(&mut m, "Lock root's password", "\r");
+    step(&mut m, "An SSH public key for root", "\r");
+    step(&mut m, "Run the SSH server?", "\r");
+    let summary = m
+        .wait_for("to erase it and install, anything else to stop:", COMMAND)
+        .unwrap();
+    for expected in [
+        "Install rixos onto /dev/vdc (4.0 GiB, virtio-rixos3), booting with BIOS.",
+        "System: hostname \"wizard\", time zone Europe/Paris, keyboard us; users: bob (wheel); root locked; sshd off.",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "the wizard's summary shows {expected:?}:\n{summary}"
+        );
+    }
+    m.send_line("vdc").unwrap();
+    step(&mut m, "Save these answers as an answer file", "y");
+    step(&mut m, "Save to [/root/rixos-answers.toml]", "\r");
+    m.wait_for("rixos is installed on /dev/vdc", Duration::from_secs(900))
+        .unwrap();
+    m.wait_for("# ", COMMAND).unwrap();
+    let saved = run(&mut m, "cat /root/rixos-answers.toml");
+    assert!(
+        saved.contains("disk = \"/dev/disk/by-id/virtio-rixos3\"")
+            && saved.contains("hashed-password = \"$6$")
+            && !saved.contains("bobpw"),
+        "the saved answers name the disk and hold only hashes:\n{saved}"
+    );
+    let replanned = install(&mut m, "--answers /root/rixos-answers.toml --dry-run");
+    assert!(
+        replanned.contains("Install rixos onto /dev/vdc") && replanned.ends_with("status=0"),
+        "{replanned}"
+    );
     m.send_line("poweroff").unwrap();
     m.wait_exit(Duration::from_secs(120)).expect("poweroff ends QEMU");
+
+    // The wizard's disk alone: bob logs in with the password he chose, and sudo works for him.
+    let mut w = Machine::builder("installed-by-wizard")
+        .memory_mib(1024)
+        .medium(MediumKind::VirtioDisk, &wizard_target)
+        .start()
+        .unwrap();
+    w.wait_for("wizard login:", BOOT).unwrap();
+    w.send_line("bob").unwrap();
+    w.wait_for("Password:", COMMAND).unwrap();
+    w.send_line("bobpw").unwrap();
+    w.wait_for("$ ", COMMAND).unwrap();
+    assert_eq!(
+        run(&mut w, "echo bobpw | sudo -S -p '' id -un"),
+        "root",
+        "sudo works for bob"
+    );
+    assert_eq!(run(&mut w, "TZ= date -d 2026-12-01 +%Z"), "CET", "the chosen time zone");
+    w.kill().unwrap();
 
     // The disk alone, as after removing the medium: GRUB from the MBR, the system on the serial console.
     let mut m = Machine::builder("installed")

@@ -179,3 +179,44 @@ pub fn answer_file(answers: &Answers) -> Result<String> {
         toml::to_string(answers)?
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_answers_read_back_as_the_same_answers() {
+        let answers = Answers {
+            disk: Some("/dev/disk/by-id/virtio-target".into()),
+            serial: None,
+            model: None,
+            size: None,
+            layout: Layout::Erase,
+            firmware: FirmwareChoice::Auto,
+            filesystem: Filesystem::Ext4,
+            swap: Swap::File,
+            swap_size: Some("2G".into()),
+            hostname: "wizard".into(),
+            timezone: "Europe/Paris".into(),
+            keyboard: "fr".into(),
+            root_password: None,
+            root_hashed_password: None,
+            root_locked: true,
+            root_ssh_keys: vec!["ssh-ed25519 AAAAC3Nza root@laptop".into()],
+            ssh: true,
+            users: vec![User {
+                name: "bob".into(),
+                password: None,
+                hashed_password: Some(sha512_crypt("bobpw").unwrap()),
+                wheel: true,
+                ssh_keys: Vec::new(),
+            }],
+        };
+        let text = answer_file(&answers).unwrap();
+        assert!(text.starts_with("# Written by the rixos install wizard"), "{text}");
+        assert!(!text.contains("bobpw"), "no clear-text password is saved:\n{text}");
+        let read = Answers::parse(&text, false).unwrap();
+        assert_eq!(read, answers);
+        read.check().unwrap();
+    }
+}
