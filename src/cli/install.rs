@@ -58,7 +58,7 @@ pub fn install(store: &Path, args: &InstallArgs) -> Result<()> {
         Path::new("/sys"),
         &std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default(),
     );
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         &answers,
         disk,
         closure,
@@ -67,6 +67,10 @@ pub fn install(store: &Path, args: &InstallArgs) -> Result<()> {
         hardware,
         Ids::random()?,
     )?;
+    plan.state_version = std::fs::read_to_string("/run/current-system/stateVersion")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
     println!();
     print!("{}", plan.summary());
     if args.dry_run {
@@ -170,7 +174,11 @@ pub fn generate_config(args: &GenerateConfigArgs) -> Result<()> {
     if configuration.exists() {
         println!("{} exists, left alone", configuration.display());
     } else {
-        write_replacing(&configuration, &configuration_template(Firmware::of_this_machine()))?;
+        let release = std::fs::read_to_string("/run/current-system/stateVersion").unwrap_or_default();
+        write_replacing(
+            &configuration,
+            &configuration_template(Firmware::of_this_machine(), release.trim()),
+        )?;
         println!("writing {}", configuration.display());
     }
     Ok(())
@@ -184,7 +192,7 @@ fn write_replacing(path: &Path, text: &str) -> Result<()> {
 }
 
 /// A configuration to start from: the bootloader this firmware needs, the rest commented out.
-fn configuration_template(firmware: Firmware) -> String {
+fn configuration_template(firmware: Firmware, release: &str) -> String {
     let loader = match firmware {
         Firmware::Uefi => {
             "  # systemd-boot on the ESP mounted at /boot.\n  boot.loader.systemd-boot.enable = true;\n  \
@@ -195,12 +203,20 @@ fn configuration_template(firmware: Firmware) -> String {
              boot.loader.grub.enable = true;\n  # boot.loader.grub.device = \"/dev/disk/by-id/...\";\n"
         }
     };
+    let state = if release.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n  # The release this machine's stateful data was made with; leave it as it is when upgrading.\n  \
+             system.stateVersion = \"{release}\";\n"
+        )
+    };
     format!(
         "# This machine's configuration. Change it, then run `rixos system switch`; `rixos options QUERY`\n\
          # finds every option.\n\
          {{ config, lib, pkgs, ... }}:\n{{\n  imports = [ ./hardware-configuration.nix ];\n\n{loader}\n  \
          # networking.hostName = \"rixos\";\n  networking.useDHCP = true;\n  # time.timeZone = \"Europe/Paris\";\n\n  \
          # users.users.alice = {{ isNormalUser = true; extraGroups = [ \"wheel\" ]; }};\n  \
-         # services.openssh.enable = true;\n}}\n"
+         # services.openssh.enable = true;\n{state}}}\n"
     )
 }

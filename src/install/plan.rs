@@ -110,6 +110,9 @@ pub struct Plan {
     pub serial_console: Option<String>,
     pub answers: Answers,
     pub hardware: Hardware,
+    /// The release the live system is (`system.stateVersion`), written into the configuration as NixOS's
+    /// installer does, so later releases keep this machine's stateful defaults.
+    pub state_version: Option<String>,
 }
 
 impl Plan {
@@ -199,6 +202,7 @@ impl Plan {
             serial_console,
             answers: answers.clone(),
             hardware,
+            state_version: None,
         })
     }
 
@@ -391,6 +395,15 @@ impl Plan {
             let _ = writeln!(s, "  }};");
         }
         let _ = writeln!(s, "\n  services.openssh.enable = {};", a.ssh);
+        if let Some(version) = &self.state_version {
+            let _ = write!(
+                s,
+                "\n  # The release this machine was installed with: stateful defaults (data formats, paths) follow it.\n\
+                 \x20 # Leave it as it is when upgrading.\n\
+                 \x20 system.stateVersion = {};\n",
+                nix_string(version)
+            );
+        }
         s.push_str("}\n");
         Ok(s)
     }
