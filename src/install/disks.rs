@@ -28,7 +28,6 @@ pub struct Disk {
     pub serial: Option<String>,
     /// Its names under /dev/disk/by-id, sorted.
     pub by_id: Vec<String>,
-    pub removable: bool,
     pub partitions: Vec<Partition>,
     /// Why nothing may be installed here, if so.
     pub unavailable: Option<String>,
@@ -98,8 +97,6 @@ struct Device {
     model: Option<String>,
     serial: Option<String>,
     #[serde(default, deserialize_with = "flag")]
-    rm: bool,
-    #[serde(default, deserialize_with = "flag")]
     ro: bool,
     #[serde(default)]
     children: Vec<Device>,
@@ -139,7 +136,7 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 /// The columns read from lsblk.
-const COLUMNS: &str = "NAME,PATH,SIZE,TYPE,FSTYPE,LABEL,PARTLABEL,MOUNTPOINTS,MODEL,SERIAL,RM,RO";
+const COLUMNS: &str = "NAME,PATH,SIZE,TYPE,FSTYPE,LABEL,PARTLABEL,MOUNTPOINTS,MODEL,SERIAL,RO";
 
 /// The machine's disks, each with its partitions and whether it may be installed to.
 pub fn scan() -> Result<Vec<Disk>> {
@@ -265,7 +262,6 @@ fn assess(listing: &str, by_id: &BTreeMap<PathBuf, Vec<String>>, swaps: &str) ->
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty()),
             by_id: by_id.get(&device.path).cloned().unwrap_or_default(),
-            removable: device.rm,
             partitions: partitions.into_iter().filter(|p| p.path != device.path).collect(),
             unavailable: (!reasons.is_empty()).then(|| reasons.join("; ")),
         });

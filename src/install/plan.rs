@@ -450,7 +450,6 @@ mod tests {
             model: None,
             serial: Some("target".into()),
             by_id: vec!["virtio-target".into()],
-            removable: false,
             partitions: vec![Partition {
                 path: "/dev/vda1".into(),
                 size: 1 << 30,

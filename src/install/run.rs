@@ -280,12 +280,6 @@ fn partition(plan: &Plan) -> Result<()> {
         crate::command::run(Command::new("wipefs").args(["-q", "-a"]).arg(&part.path))?;
     }
     crate::command::run(Command::new("wipefs").args(["-q", "-a"]).arg(disk))?;
-    let mut file = open_exclusive(disk)?;
-    let mut gpt = gpt::GptConfig::new()
-        .writable(true)
-        .logical_block_size(LogicalBlockSize::Lb512)
-        .create_from_device(&mut file, Some(plan.ids.disk))
-        .with_context(|| format!("starting the GUID partition table of {}", disk.display()))?;
     let mut partitions = std::collections::BTreeMap::new();
     for (i, p) in plan.partitions.iter().enumerate() {
         let kind = match p.kind {
@@ -309,16 +303,7 @@ fn partition(plan: &Plan) -> Result<()> {
             },
         );
     }
-    gpt.update_partitions(partitions).context("laying out the partitions")?;
-    gpt.write().context("writing the GUID partition table")?;
-    let sectors = u32::try_from(plan.disk.size / SECTOR - 1).unwrap_or(u32::MAX);
-    ProtectiveMBR::with_lb_size(sectors)
-        .overwrite_lba0(&mut file)
-        .context("writing the protective MBR")?;
-    file.sync_all()?;
-    reread(&file, disk)?;
-    drop(file);
-    settle();
+    write_table(plan, partitions)?;
     for p in &plan.partitions {
         wait_for(&plan.disk.partition_path(p.number))?;
     }
@@ -327,16 +312,27 @@ fn partition(plan: &Plan) -> Result<()> {
 
 /// An empty GPT on the disk, read by the kernel: what a failed install leaves.
 fn clear_partition_table(plan: &Plan) -> Result<()> {
+    write_table(plan, Default::default())
+}
+
+/// Writes a GPT holding `partitions` and its protective MBR onto the disk opened exclusively, and has the
+/// kernel and udev take it in.
+fn write_table(plan: &Plan, partitions: std::collections::BTreeMap<u32, gpt::partition::Partition>) -> Result<()> {
     let disk = &plan.disk.path;
     let mut file = open_exclusive(disk)?;
-    let gpt = gpt::GptConfig::new()
+    let mut gpt = gpt::GptConfig::new()
         .writable(true)
         .logical_block_size(LogicalBlockSize::Lb512)
         .create_from_device(&mut file, Some(plan.ids.disk))
-        .context("starting an empty GUID partition table")?;
-    gpt.write().context("writing an empty GUID partition table")?;
+        .with_context(|| format!("starting the GUID partition table of {}", disk.display()))?;
+    if !partitions.is_empty() {
+        gpt.update_partitions(partitions).context("laying out the partitions")?;
+    }
+    gpt.write().context("writing the GUID partition table")?;
     let sectors = u32::try_from(plan.disk.size / SECTOR - 1).unwrap_or(u32::MAX);
-    ProtectiveMBR::with_lb_size(sectors).overwrite_lba0(&mut file)?;
+    ProtectiveMBR::with_lb_size(sectors)
+        .overwrite_lba0(&mut file)
+        .context("writing the protective MBR")?;
     file.sync_all()?;
     reread(&file, disk)?;
     drop(file);
